@@ -1,1 +1,14 @@
+//! The Lookout node agent.
+//!
+//! Samplers (`samplers/`) read the host, cgroups, Docker and the node's
+//! Kubernetes components; the scheduler (`schedule`) runs each on its own
+//! interval and timeout; the registry (`registry`) keeps their latest output;
+//! `expose` serves it as `/metrics`; `service` wires it together and handles
+//! reloads and shutdown.
 
+pub mod clock;
+pub mod config;
+pub mod procfs;
+pub mod registry;
+pub mod samplers;
+pub mod schedule;
