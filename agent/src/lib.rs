@@ -12,3 +12,7 @@ pub mod procfs;
 pub mod registry;
 pub mod samplers;
 pub mod schedule;
+pub mod expose;
+pub mod service;
+pub mod systemd;
+pub mod cli;

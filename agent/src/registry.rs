@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lookout_protocol::exposition::{self, Format};
 use lookout_protocol::{Family, Labels, MetricKind};
@@ -28,7 +28,8 @@ pub struct SamplerStats {
 #[derive(Default)]
 struct LiveCounter {
     help: &'static str,
-    values: HashMap<Labels, f64>,
+    /// Value and when it last changed.
+    values: HashMap<Labels, (f64, Instant)>,
 }
 
 pub struct Registry {
@@ -94,15 +95,17 @@ impl Registry {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let c = live.entry(name).or_default();
         c.help = help;
-        *c.values.entry(labels).or_insert(0.0) += delta;
+        let entry = c.values.entry(labels).or_insert((0.0, Instant::now()));
+        entry.0 += delta;
+        entry.1 = Instant::now();
     }
 
-    /// Removes live-counter series for which `keep` returns false (series of
-    /// containers that are long gone).
-    pub fn prune_counters(&self, name: &'static str, keep: impl Fn(&Labels) -> bool) {
+    /// Removes live-counter series that have not changed for `max_idle`
+    /// and for which `keep` returns false (series of containers long gone).
+    pub fn prune_counters(&self, name: &'static str, max_idle: Duration, keep: impl Fn(&Labels) -> bool) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = live.get_mut(name) {
-            c.values.retain(|l, _| keep(l));
+            c.values.retain(|l, (_, changed)| changed.elapsed() < max_idle || keep(l));
         }
     }
 
@@ -132,7 +135,7 @@ impl Registry {
             let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
             for (name, c) in live.iter() {
                 let mut f = Family::counter(*name, c.help);
-                for (labels, v) in &c.values {
+                for (labels, (v, _)) in &c.values {
                     f.push(labels.clone(), *v);
                 }
                 out.push(f);

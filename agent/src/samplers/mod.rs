@@ -1,5 +1,7 @@
 //! The agent's samplers, one module per source.
 
 pub mod containers;
+pub mod docker;
 pub mod host;
 pub mod inventory;
+pub mod node_health;
