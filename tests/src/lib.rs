@@ -1,1 +1,240 @@
+//! Helpers for Lookout's end-to-end tests: real processes, the real Docker
+//! Engine, real peer binaries.
+//!
+//! A test that needs something this machine lacks calls [`require`]: under
+//! `CI=true` that fails the test loudly; elsewhere it skips with a note.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lookout_protocol::exposition::{ParsedSample, parse_text};
+
+pub mod docker;
+
+/// Whether the suite runs in CI, where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+}
+
+/// Returns true when `available`; otherwise fails under CI, or prints a
+/// skip note and returns false.
+pub fn require(what: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    if in_ci() {
+        panic!("{what} is required for this test and is missing (CI=true: not skipping)");
+    }
+    eprintln!("SKIPPED: {what} is not available on this machine");
+    false
+}
+
+/// Whether a program is on the PATH.
+pub fn have_program(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(name).is_file()))
+        .unwrap_or(false)
+}
+
+/// The directory holding the workspace's binaries (target/<profile>).
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LOOKOUT_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is not built; run the suite with `cargo nextest run --workspace` (or set LOOKOUT_BIN_DIR)",
+        p.display()
+    );
+    p
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `f` until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An HTTP response read by [`http_get`].
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A minimal HTTP/1.0 GET, enough for scraping and health checks.
+pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Ok(Response { status, headers, body: body.to_string() })
+}
+
+/// A scrape, parsed, with lookups by name and labels.
+pub struct Scrape {
+    pub text: String,
+    pub samples: Vec<ParsedSample>,
+}
+
+impl Scrape {
+    pub fn parse(text: String) -> Scrape {
+        let samples = parse_text(&text).unwrap_or_else(|e| panic!("unparsable exposition: {e}\n{text}"));
+        Scrape { text, samples }
+    }
+
+    /// Samples of `name` whose labels include every pair in `labels`.
+    pub fn find(&self, name: &str, labels: &[(&str, &str)]) -> std::vec::IntoIter<&ParsedSample> {
+        self.samples
+            .iter()
+            .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.find(name, labels).next().map(|s| s.value)
+    }
+}
+
+/// A running `lookout-agent` with its own config, port and log file;
+/// killed when dropped.
+pub struct Agent {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// Starts the agent with `config_yaml` (its `listen` is set here) and
+    /// waits until `/metrics` answers.
+    pub fn start(config_yaml: &str) -> Agent {
+        Self::start_with_env(config_yaml, &[])
+    }
+
+    pub fn start_with_env(config_yaml: &str, env: &[(&str, &str)]) -> Agent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let config = format!("listen: \"{addr}\"\n{config_yaml}");
+        std::fs::write(dir.path().join("agent.yaml"), config).expect("write config");
+        let log = std::fs::File::create(dir.path().join("agent.log")).expect("log file");
+        let mut cmd = Command::new(bin("lookout-agent"));
+        cmd.arg("--config").arg(dir.path().join("agent.yaml")).stdout(Stdio::null()).stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start lookout-agent");
+        let mut agent = Agent { child, addr, dir };
+        let up = wait_for(Duration::from_secs(15), || http_get(agent.addr, "/-/healthy", &[]).ok().filter(|r| r.status == 200));
+        if up.is_none() {
+            let _ = agent.child.kill();
+            panic!("lookout-agent did not come up on {}; its log:\n{}", agent.addr, agent.log());
+        }
+        agent
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("agent.yaml")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    pub fn scrape(&self) -> Scrape {
+        let r = http_get(self.addr, "/metrics", &[]).unwrap_or_else(|e| panic!("scrape failed: {e}; log:\n{}", self.log()));
+        assert_eq!(r.status, 200, "scrape answered {}", r.status);
+        Scrape::parse(r.body)
+    }
+
+    /// Scrapes until `f` finds what it wants, or panics with the last scrape.
+    pub fn wait_scrape<T>(&self, timeout: Duration, what: &str, mut f: impl FnMut(&Scrape) -> Option<T>) -> T {
+        let mut last = None;
+        let found = wait_for(timeout, || {
+            let s = self.scrape();
+            let v = f(&s);
+            last = Some(s);
+            v
+        });
+        match found {
+            Some(v) => v,
+            None => panic!(
+                "timed out after {timeout:?} waiting for {what}; last scrape:\n{}\nagent log:\n{}",
+                last.map(|s| s.text).unwrap_or_default(),
+                self.log()
+            ),
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill has no memory effects.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

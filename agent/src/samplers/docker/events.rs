@@ -120,6 +120,14 @@ pub async fn follow(socket: String, registry: Arc<Registry>, dirty: Dirty, cance
             options = options.since(s);
         }
         let mut stream = client.events(Some(options.build()));
+        // From the first subscription on, a reconnect resumes from here even
+        // if no event has arrived yet.
+        if position.time_nano == 0 {
+            position.time_nano = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0);
+        }
         if logged_down || reconnects > 0 {
             tracing::info!(sampler = NAME, "following Docker events again (resuming from {})", since.as_deref().unwrap_or("now"));
         }
