@@ -238,3 +238,42 @@ impl Drop for Agent {
         let _ = self.child.wait();
     }
 }
+
+/// A tiny HTTP server answering every request with one status and body;
+/// stands in for kubelet's and kube-proxy's health ports. The answer can be
+/// changed while it runs.
+pub struct StubServer {
+    pub addr: SocketAddr,
+    answer: std::sync::Arc<std::sync::Mutex<(u16, String)>>,
+    pub hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl StubServer {
+    pub fn start(status: u16, body: &str) -> StubServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind stub");
+        let addr = listener.local_addr().expect("stub addr");
+        let answer = std::sync::Arc::new(std::sync::Mutex::new((status, body.to_string())));
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (a, h) = (answer.clone(), hits.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = stream.read(&mut buf);
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (status, body) = a.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(resp.as_bytes());
+            }
+        });
+        StubServer { addr, answer, hits }
+    }
+
+    pub fn set(&self, status: u16, body: &str) {
+        *self.answer.lock().unwrap_or_else(|e| e.into_inner()) = (status, body.to_string());
+    }
+}

@@ -219,7 +219,7 @@ impl PerContainer {
         PerContainer {
             state: Family::gauge("lookout_docker_container_state", "1 for the container's current state, 0 for the others."),
             health: Family::gauge("lookout_docker_container_health_status", "1 for the container's current health, 0 for the others; only for containers with a health check."),
-            restarts: Family::gauge("lookout_docker_container_restart_count", "Times Docker restarted the container (its RestartCount)."),
+            restarts: Family::gauge("lookout_docker_container_restarts", "Times Docker restarted the container (its RestartCount)."),
             exit_code: Family::gauge("lookout_docker_container_exit_code", "Exit code of the container's last run."),
             oom_killed: Family::gauge("lookout_docker_container_oom_killed", "1 if the container's last run was killed for lack of memory."),
             created: Family::gauge("lookout_docker_container_created_timestamp_seconds", "When the container was created."),
