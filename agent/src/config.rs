@@ -553,11 +553,37 @@ mod tests {
         assert!(text.contains("must be at least 1m"), "{text}");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_yaml_never_panics(input in "(?s).{0,300}") {
+            let _ = Config::parse(&input, "fuzz");
+        }
+
+        #[test]
+        fn yaml_shaped_input_never_panics(input in "(samplers:\n  (host|docker|kubelet):\n    (interval|timeout|url|enabled): [a-z0-9:/.]{0,12}\n){0,4}") {
+            let _ = Config::parse(&input, "fuzz");
+        }
+    }
+
     #[test]
     fn socket_path_strips_scheme() {
         let mut d = DockerConfig::default();
         assert_eq!(d.socket_path(), "/var/run/docker.sock");
         d.endpoint = "/run/docker.sock".into();
         assert_eq!(d.socket_path(), "/run/docker.sock");
+    }
+}
+
+#[cfg(test)]
+mod shipped_example {
+    use super::*;
+
+    /// The example in deploy/ documents every default: it must parse and
+    /// equal the built-in defaults.
+    #[test]
+    fn deploy_example_is_the_defaults() {
+        let text = include_str!("../../deploy/agent.yaml");
+        let parsed = Config::parse(text, "deploy/agent.yaml").unwrap();
+        assert_eq!(parsed, Config::default());
     }
 }

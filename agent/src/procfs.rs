@@ -28,43 +28,41 @@ impl KeptFile {
         &self.path
     }
 
-    /// Reads the whole file into `buf` (cleared first).
-    pub fn read(&self, buf: &mut Vec<u8>) -> io::Result<()> {
-        buf.clear();
-        if buf.capacity() < 4096 {
-            buf.reserve(4096);
-        }
-        let mut offset = 0u64;
+    /// Reads the whole file into `buf`.
+    ///
+    /// Kernel files come from seq_file, which fills at most its own buffer
+    /// (a page, or more for a single large record) per read and stops only
+    /// between records. So a first read shorter than [`SHORT_READ`] is the
+    /// whole file (stopping that early would need one record larger than the
+    /// rest of a page, which none of the files read here have): one system
+    /// call for nearly every cgroup and proc file. Anything longer is read on
+    /// to end of file.
+    pub fn read(&self, buf: &mut ReadBuf) -> io::Result<()> {
+        buf.len = 0;
         loop {
-            if buf.len() == buf.capacity() {
-                buf.reserve(buf.capacity());
-            }
-            let spare = buf.capacity() - buf.len();
-            let start = buf.len();
-            buf.resize(start + spare, 0);
-            let n = match self.file.read_at(&mut buf[start..], offset) {
-                Ok(n) => n,
-                Err(e) => {
-                    buf.truncate(start);
-                    return Err(e);
-                }
-            };
-            buf.truncate(start + n);
-            if n == 0 {
+            let offered = buf.data.len() - buf.len;
+            let n = self.file.read_at(&mut buf.data[buf.len..], buf.len as u64)?;
+            let first = buf.len == 0;
+            buf.len += n;
+            if n == 0 || (first && n < SHORT_READ) {
                 return Ok(());
             }
-            offset += n as u64;
+            if n < offered {
+                continue;
+            }
+            let bigger = buf.data.len() * 2;
+            buf.data.resize(bigger, 0);
         }
     }
 
     /// Reads the file as text (kernel files are ASCII).
-    pub fn read_str<'b>(&self, buf: &'b mut Vec<u8>) -> io::Result<&'b str> {
+    pub fn read_str<'b>(&self, buf: &'b mut ReadBuf) -> io::Result<&'b str> {
         self.read(buf)?;
-        std::str::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        std::str::from_utf8(buf.bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
     /// Reads a file holding one unsigned number.
-    pub fn read_u64(&self, buf: &mut Vec<u8>) -> io::Result<u64> {
+    pub fn read_u64(&self, buf: &mut ReadBuf) -> io::Result<u64> {
         let s = self.read_str(buf)?;
         parse_u64(s.trim()).ok_or_else(|| {
             io::Error::new(
@@ -72,6 +70,40 @@ impl KeptFile {
                 format!("{}: not a number: {:?}", self.path.display(), s.trim()),
             )
         })
+    }
+}
+
+/// A first read shorter than this is taken as the whole file; see
+/// [`KeptFile::read`].
+pub const SHORT_READ: usize = 2048;
+
+/// A reusable read buffer. Its storage stays initialised between reads, so
+/// re-reading a kernel file costs no zero-filling.
+#[derive(Debug)]
+pub struct ReadBuf {
+    data: Vec<u8>,
+    len: usize,
+}
+
+impl Default for ReadBuf {
+    fn default() -> Self {
+        ReadBuf { data: vec![0; 8192], len: 0 }
+    }
+}
+
+impl ReadBuf {
+    pub fn new() -> ReadBuf {
+        ReadBuf::default()
+    }
+
+    /// What the last read returned.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+
+    /// The last read as text; empty if it was not UTF-8.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.bytes()).unwrap_or("")
     }
 }
 
@@ -197,7 +229,7 @@ mod tests {
         let p = dir.path().join("x");
         std::fs::write(&p, "123\n").unwrap();
         let f = KeptFile::open(&p).unwrap();
-        let mut buf = Vec::new();
+        let mut buf = ReadBuf::new();
         assert_eq!(f.read_u64(&mut buf).unwrap(), 123);
         std::fs::write(&p, "4567\n").unwrap();
         assert_eq!(f.read_u64(&mut buf).unwrap(), 4567);
@@ -205,10 +237,18 @@ mod tests {
 
     #[test]
     fn kept_file_reads_proc_files_larger_than_one_page() {
-        let f = KeptFile::open("/proc/self/maps").unwrap();
-        let mut buf = Vec::new();
+        let f = KeptFile::open("/proc/self/smaps").unwrap();
+        let mut buf = ReadBuf::new();
         let a = f.read_str(&mut buf).unwrap().to_string();
-        assert!(!a.is_empty());
+        assert!(a.len() > 8192, "larger than the initial buffer: {}", a.len());
+        assert!(a.ends_with('\n') && a.contains("Rss:"), "{a}");
+        // The same length as reading it the ordinary way (give or take the
+        // mappings that reading itself creates).
+        let plain = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        assert!(a.len().abs_diff(plain.len()) < plain.len() / 4, "{} vs {}", a.len(), plain.len());
+        let short = KeptFile::open("/proc/loadavg").unwrap();
+        let text = short.read_str(&mut buf).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text:?}");
         let f = KeptFile::open("/proc/stat").unwrap();
         let first = f.read_str(&mut buf).unwrap().to_string();
         let second = f.read_str(&mut buf).unwrap().to_string();

@@ -122,15 +122,18 @@ impl Registry {
             .cloned()
     }
 
-    /// Everything the registry holds, as families.
-    pub fn gather(&self) -> Vec<Family> {
-        let mut out: Vec<Family> = Vec::new();
-        {
-            let snaps = self.snapshots.read().unwrap_or_else(|e| e.into_inner());
-            for fams in snaps.values() {
-                out.extend(fams.iter().cloned());
-            }
-        }
+    /// Everything the registry holds: the samplers' snapshots (shared, not
+    /// copied) and the families built at scrape time (live counters and
+    /// self-metrics).
+    fn collect(&self) -> (Vec<Arc<Vec<Family>>>, Vec<Family>) {
+        let snapshots: Vec<Arc<Vec<Family>>> = self
+            .snapshots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut built: Vec<Family> = Vec::new();
         {
             let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
             for (name, c) in live.iter() {
@@ -138,18 +141,25 @@ impl Registry {
                 for (labels, (v, _)) in &c.values {
                     f.push(labels.clone(), *v);
                 }
-                out.push(f);
+                built.push(f);
             }
         }
-        out.extend(self.self_families());
-        out
+        built.extend(self.self_families());
+        (snapshots, built)
+    }
+
+    /// Everything the registry holds, as owned families.
+    pub fn gather(&self) -> Vec<Family> {
+        let (snapshots, built) = self.collect();
+        snapshots.iter().flat_map(|s| s.iter().cloned()).chain(built).collect()
     }
 
     /// Renders a scrape.
     pub fn render(&self, format: Format) -> String {
-        let families = self.gather();
-        let mut out = String::with_capacity(64 * 1024);
-        exposition::encode(families.iter(), format, &mut out);
+        let (snapshots, built) = self.collect();
+        let series: usize = snapshots.iter().flat_map(|s| s.iter()).map(|f| f.samples.len()).sum();
+        let mut out = String::with_capacity(16 * 1024 + series * 128);
+        exposition::encode(snapshots.iter().flat_map(|s| s.iter()).chain(built.iter()), format, &mut out);
         out
     }
 

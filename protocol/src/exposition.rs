@@ -388,6 +388,16 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn arbitrary_input_never_panics(input in "(?s).{0,400}") {
+            let _ = parse_text(&input);
+        }
+
+        #[test]
+        fn exposition_shaped_input_never_panics(input in r#"([a-z_]{1,8}(\{([a-z]{1,3}="[^"\n]{0,5}",?){0,3}\})? ?[-+0-9.eEINaf]{0,8}( [0-9]{0,5})?\n){0,6}"#) {
+            let _ = parse_text(&input);
+        }
+
+        #[test]
         fn any_label_value_round_trips(value in ".*", v in proptest::num::f64::NORMAL) {
             let mut f = Family::gauge("m", "h");
             f.push(Labels::from_pairs([("l", value.as_str())]), v);

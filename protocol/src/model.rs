@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use compact_str::CompactString;
 
@@ -31,16 +32,20 @@ impl Label {
 
 /// A label set in insertion order. Exposition keeps the order; remote write
 /// sorts at encoding time.
+///
+/// Cloning is a reference-count increment: the many series of one container
+/// or disk share one label set, which keeps samplers cheap and snapshots
+/// small. Changing a shared set copies it first.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(Arc<Vec<Label>>);
 
 impl Labels {
-    pub const fn new() -> Self {
-        Labels(Vec::new())
+    pub fn new() -> Self {
+        Labels::default()
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        Labels(Vec::with_capacity(n))
+        Labels(Arc::new(Vec::with_capacity(n)))
     }
 
     /// Builds a label set from pairs; later pairs do not replace earlier ones,
@@ -51,23 +56,25 @@ impl Labels {
         V: Into<Str>,
         I: IntoIterator<Item = (N, V)>,
     {
-        Labels(pairs.into_iter().map(|(n, v)| Label::new(n, v)).collect())
+        Labels(Arc::new(pairs.into_iter().map(|(n, v)| Label::new(n, v)).collect()))
     }
 
     /// Adds a label, replacing the value of an existing label of that name.
     pub fn set(&mut self, name: impl Into<Str>, value: impl Into<Str>) {
         let name = name.into();
         let value = value.into();
-        match self.0.iter_mut().find(|l| l.name == name) {
+        let labels = Arc::make_mut(&mut self.0);
+        match labels.iter_mut().find(|l| l.name == name) {
             Some(existing) => existing.value = value,
-            None => self.0.push(Label { name, value }),
+            None => labels.push(Label { name, value }),
         }
     }
 
     /// Returns a copy with one more label (or that label's value replaced).
     pub fn with(&self, name: impl Into<Str>, value: impl Into<Str>) -> Self {
-        let mut out = Labels(Vec::with_capacity(self.0.len() + 1));
-        out.0.extend_from_slice(&self.0);
+        let mut v = Vec::with_capacity(self.0.len() + 1);
+        v.extend_from_slice(&self.0);
+        let mut out = Labels(Arc::new(v));
         out.set(name, value);
         out
     }
@@ -93,9 +100,9 @@ impl Labels {
 
     /// Labels sorted by name, as remote write and series identity need them.
     pub fn sorted(&self) -> Labels {
-        let mut v = self.0.clone();
+        let mut v: Vec<Label> = self.0.as_ref().clone();
         v.sort_by(|a, b| a.name.cmp(&b.name));
-        Labels(v)
+        Labels(Arc::new(v))
     }
 }
 

@@ -301,3 +301,57 @@ fn started_at_matches_docker() {
     let v = agent.wait_scrape(Duration::from_secs(10), "start time", |s| s.value("container_start_time_seconds", &[("id", &id)]));
     assert!((v - started).abs() < 0.001, "{v} vs {started}");
 }
+
+#[test]
+fn allowlisted_and_kubernetes_labels_are_copied_and_sandboxes_skipped() {
+    if !docker_ready() {
+        return;
+    }
+    let labels = [
+        "--label", "com.example.team=core",
+        "--label", "com.example.secret=no",
+        "--label", "io.kubernetes.pod.namespace=shop",
+        "--label", "io.kubernetes.pod.name=web-7d9f",
+        "--label", "io.kubernetes.container.name=nginx",
+        "--label", "io.kubernetes.docker.type=container",
+    ];
+    let app = Container::run("k8s", &labels, &["sleep", "600"]);
+    let sandbox = Container::run("k8s-pause", &["--label", "io.kubernetes.docker.type=podsandbox", "--label", "io.kubernetes.pod.name=web-7d9f"], &["sleep", "600"]);
+    let agent = Agent::start(&config(docker::SOCKET).replace(
+        "  containers: {interval: 300ms, timeout: 300ms}",
+        "  containers: {interval: 300ms, timeout: 300ms, docker_labels: [com.example.team]}",
+    ));
+    let id = app.cgroup_id();
+    let sample = agent.wait_scrape(Duration::from_secs(15), "the pod container with its identity", |s| {
+        s.find("container_memory_usage_bytes", &[("id", &id), ("pod", "web-7d9f")]).next().cloned()
+    });
+    assert_eq!(sample.labels.get("namespace"), Some("shop"));
+    assert_eq!(sample.labels.get("container"), Some("nginx"));
+    assert_eq!(sample.labels.get("container_label_com_example_team"), Some("core"));
+    assert!(sample.labels.iter().all(|l| !l.name.contains("secret")), "only allowlisted labels are copied: {}", sample.labels);
+    let s = agent.scrape();
+    assert!(s.value("container_memory_usage_bytes", &[("id", &sandbox.cgroup_id())]).is_none(), "pod sandboxes are not reported");
+}
+
+#[test]
+fn daemon_counts_and_data_usage_match_docker() {
+    if !docker_ready() {
+        return;
+    }
+    let _c = Container::run("df", &[], &["sleep", "600"]);
+    let agent = start_agent();
+    let s = agent.wait_scrape(Duration::from_secs(20), "docker counts and /system/df", |s| {
+        (s.value("lookout_docker_up", &[])? == 1.0 && s.value("lookout_docker_disk_usage_objects", &[("type", "images")])? >= 1.0).then(|| Scrape::parse(s.text.clone()))
+    });
+    let running: f64 = docker::docker(&["info", "--format", "{{.ContainersRunning}}"]).parse().unwrap();
+    let images: f64 = docker::docker(&["info", "--format", "{{.Images}}"]).parse().unwrap();
+    let reported = s.value("lookout_docker_containers", &[("state", "running")]).unwrap();
+    // Other tests may start or stop containers meanwhile; allow a little drift.
+    assert!((reported - running).abs() <= 3.0, "running: agent {reported}, docker {running}");
+    assert_eq!(s.value("lookout_docker_images", &[]), Some(images));
+    let version = docker::docker(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(s.find("lookout_docker_info", &[("version", &version)]).next().is_some());
+    assert!(s.value("lookout_docker_data_size_bytes", &[]).unwrap() > 0.0);
+    assert!(s.value("lookout_docker_disk_usage_bytes", &[("type", "images")]).unwrap() > 0.0);
+    assert!(s.value("lookout_docker_disk_usage_active_objects", &[("type", "containers")]).unwrap() >= 1.0);
+}

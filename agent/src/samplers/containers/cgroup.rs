@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::procfs::{KeptFile, flat_keyed, for_each_keyed, open_optional};
+use crate::procfs::{KeptFile, ReadBuf, flat_keyed, for_each_keyed, open_optional};
 
 /// How the host mounts cgroups.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,29 +176,45 @@ impl CgroupFiles {
     }
 
     /// Reads every file; an error means the cgroup went away mid-read.
-    pub fn read(&self, buf: &mut Vec<u8>, ticks: f64) -> std::io::Result<Reading> {
+    pub fn read(&self, buf: &mut ReadBuf, ticks: f64) -> std::io::Result<Reading> {
+        let mut r = self.read_usage(buf, ticks)?;
+        self.read_spec(buf, &mut r)?;
+        Ok(r)
+    }
+
+    /// Reads the usage figures, leaving the spec (limits, quota, shares)
+    /// empty: those change only on `docker update` and are read less often.
+    pub fn read_usage(&self, buf: &mut ReadBuf, ticks: f64) -> std::io::Result<Reading> {
         match self {
             CgroupFiles::V1(f) => read_v1(f, buf, ticks),
             CgroupFiles::V2(f) => read_v2(f, buf),
         }
     }
+
+    /// Fills the spec fields of `r`.
+    pub fn read_spec(&self, buf: &mut ReadBuf, r: &mut Reading) -> std::io::Result<()> {
+        match self {
+            CgroupFiles::V1(f) => read_v1_spec(f, buf, r),
+            CgroupFiles::V2(f) => read_v2_spec(f, buf, r),
+        }
+    }
 }
 
-fn num(f: &Option<KeptFile>, buf: &mut Vec<u8>) -> std::io::Result<Option<u64>> {
+fn num(f: &Option<KeptFile>, buf: &mut ReadBuf) -> std::io::Result<Option<u64>> {
     match f {
         Some(f) => f.read_u64(buf).map(Some),
         None => Ok(None),
     }
 }
 
-fn text<'b>(f: &Option<KeptFile>, buf: &'b mut Vec<u8>) -> std::io::Result<Option<&'b str>> {
+fn text<'b>(f: &Option<KeptFile>, buf: &'b mut ReadBuf) -> std::io::Result<Option<&'b str>> {
     match f {
         Some(f) => f.read_str(buf).map(Some),
         None => Ok(None),
     }
 }
 
-fn read_v1(f: &V1Files, buf: &mut Vec<u8>, ticks: f64) -> std::io::Result<Reading> {
+fn read_v1(f: &V1Files, buf: &mut ReadBuf, ticks: f64) -> std::io::Result<Reading> {
     let mut r = Reading {
         cpu_usage_seconds: num(&f.cpuacct_usage, buf)?.map(|ns| ns as f64 / 1e9),
         ..Reading::default()
@@ -212,15 +228,8 @@ fn read_v1(f: &V1Files, buf: &mut Vec<u8>, ticks: f64) -> std::io::Result<Readin
         r.cfs_throttled_periods = flat_keyed(t, "nr_throttled").map(|v| v as f64);
         r.cfs_throttled_seconds = flat_keyed(t, "throttled_time").map(|v| v as f64 / 1e9);
     }
-    if let Some(t) = text(&f.cfs_quota, buf)? {
-        // -1 means no quota.
-        r.cpu_quota = t.trim().parse::<i64>().ok().filter(|q| *q > 0).map(|q| q as f64);
-    }
-    r.cpu_period = num(&f.cfs_period, buf)?.map(|v| v as f64);
-    r.cpu_shares = num(&f.cpu_shares, buf)?.map(|v| v as f64);
     let usage = num(&f.mem_usage, buf)?;
     r.memory_usage = usage.map(|v| v as f64);
-    r.memory_limit = num(&f.mem_limit, buf)?.map(|v| if v >= V1_UNLIMITED { 0.0 } else { v as f64 });
     if let Some(t) = text(&f.mem_stat, buf)? {
         let mut inactive_file = None;
         for_each_keyed(t, |k, v| match k {
@@ -246,7 +255,33 @@ fn read_v1(f: &V1Files, buf: &mut Vec<u8>, ticks: f64) -> std::io::Result<Readin
     Ok(r)
 }
 
-fn read_v2(f: &V2Files, buf: &mut Vec<u8>) -> std::io::Result<Reading> {
+fn read_v1_spec(f: &V1Files, buf: &mut ReadBuf, r: &mut Reading) -> std::io::Result<()> {
+    if let Some(t) = text(&f.cfs_quota, buf)? {
+        // -1 means no quota.
+        r.cpu_quota = t.trim().parse::<i64>().ok().filter(|q| *q > 0).map(|q| q as f64);
+    }
+    r.cpu_period = num(&f.cfs_period, buf)?.map(|v| v as f64);
+    r.cpu_shares = num(&f.cpu_shares, buf)?.map(|v| v as f64);
+    r.memory_limit = num(&f.mem_limit, buf)?.map(|v| if v >= V1_UNLIMITED { 0.0 } else { v as f64 });
+    Ok(())
+}
+
+fn read_v2_spec(f: &V2Files, buf: &mut ReadBuf, r: &mut Reading) -> std::io::Result<()> {
+    if let Some(t) = text(&f.cpu_max, buf)? {
+        let mut p = t.split_ascii_whitespace();
+        r.cpu_quota = p.next().and_then(|q| q.parse::<f64>().ok());
+        r.cpu_period = p.next().and_then(|q| q.parse::<f64>().ok());
+    }
+    // cgroup v2 weight (1..10000, default 100) to v1 shares (2..262144,
+    // default 1024), the conversion runc uses in reverse.
+    r.cpu_shares = num(&f.cpu_weight, buf)?.map(|w| (2.0 + ((w as f64 - 1.0) * 262_142.0) / 9_999.0).round());
+    if let Some(t) = text(&f.mem_max, buf)? {
+        r.memory_limit = Some(t.trim().parse::<f64>().unwrap_or(0.0));
+    }
+    Ok(())
+}
+
+fn read_v2(f: &V2Files, buf: &mut ReadBuf) -> std::io::Result<Reading> {
     let mut r = Reading::default();
     if let Some(t) = text(&f.cpu_stat, buf)? {
         for_each_keyed(t, |k, v| {
@@ -262,19 +297,8 @@ fn read_v2(f: &V2Files, buf: &mut Vec<u8>) -> std::io::Result<Reading> {
             }
         });
     }
-    if let Some(t) = text(&f.cpu_max, buf)? {
-        let mut p = t.split_ascii_whitespace();
-        r.cpu_quota = p.next().and_then(|q| q.parse::<f64>().ok());
-        r.cpu_period = p.next().and_then(|q| q.parse::<f64>().ok());
-    }
-    // cgroup v2 weight (1..10000, default 100) to v1 shares (2..262144,
-    // default 1024), the conversion runc uses in reverse.
-    r.cpu_shares = num(&f.cpu_weight, buf)?.map(|w| (2.0 + ((w as f64 - 1.0) * 262_142.0) / 9_999.0).round());
     let usage = num(&f.mem_current, buf)?;
     r.memory_usage = usage.map(|v| v as f64);
-    if let Some(t) = text(&f.mem_max, buf)? {
-        r.memory_limit = Some(t.trim().parse::<f64>().unwrap_or(0.0));
-    }
     if let Some(t) = text(&f.mem_stat, buf)? {
         let mut inactive_file = None;
         for_each_keyed(t, |k, v| match k {
@@ -369,7 +393,7 @@ mod tests {
         write(&d, "memory.events", "low 0\nhigh 0\nmax 3\noom 2\noom_kill 1\n");
         write(&d, "io.stat", "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n");
         let files = CgroupFiles::open(&layout, "/system.slice/docker-x.scope").unwrap();
-        let r = files.read(&mut Vec::new(), 100.0).unwrap();
+        let r = files.read(&mut ReadBuf::new(), 100.0).unwrap();
         assert_eq!(r.cpu_usage_seconds, Some(2.5));
         assert_eq!(r.cpu_system_seconds, Some(0.5));
         assert_eq!(r.cfs_throttled_periods, Some(4.0));
@@ -400,7 +424,7 @@ mod tests {
         let layout = Layout::detect(root.path());
         assert_eq!(layout.version(), 1);
         let files = CgroupFiles::open(&layout, cg).unwrap();
-        let r = files.read(&mut Vec::new(), 100.0).unwrap();
+        let r = files.read(&mut ReadBuf::new(), 100.0).unwrap();
         assert_eq!(r.cpu_usage_seconds, Some(1.5));
         assert_eq!(r.cpu_user_seconds, Some(1.0));
         assert_eq!(r.cfs_throttled_seconds, Some(2.0));

@@ -16,7 +16,7 @@ use lookout_protocol::model::sanitize_label_name;
 use lookout_protocol::{Family, Labels};
 
 use crate::config::{ContainersConfig, Paths};
-use crate::procfs::KeptFile;
+use crate::procfs::{KeptFile, ReadBuf};
 use crate::registry::Problems;
 use crate::samplers::inventory::{ContainerMeta, Inventory, id_from_cgroup_name};
 use crate::schedule::{BlockingSampler, Output};
@@ -24,8 +24,14 @@ use cgroup::{CgroupFiles, Layout, Reading};
 
 pub const NAME: &str = "containers";
 
+/// Spec files (limits, quota, shares) are re-read every this many cycles.
+const SPEC_EVERY: u32 = 6;
+
 struct Tracked {
     cgroup: String,
+    /// Limits, quota and shares as last read, and cycles until the next read.
+    spec: Reading,
+    spec_age: u32,
     files: CgroupFiles,
     /// `/proc/<pid>/net/dev` of the init process; `None` for containers in
     /// the host's network namespace (their traffic is the host's).
@@ -43,7 +49,7 @@ pub struct ContainerSampler {
     tracked: HashMap<String, Tracked>,
     host_netns: Option<u64>,
     device_names: HashMap<(u32, u32), String>,
-    buf: Vec<u8>,
+    buf: ReadBuf,
     ticks: f64,
     problems: Problems,
 }
@@ -59,7 +65,7 @@ impl ContainerSampler {
             tracked: HashMap::new(),
             host_netns,
             device_names: HashMap::new(),
-            buf: Vec::with_capacity(8192),
+            buf: ReadBuf::new(),
             ticks: crate::procfs::clock_ticks_per_second(),
             problems: Problems::default(),
             paths,
@@ -269,12 +275,24 @@ impl BlockingSampler for ContainerSampler {
                     Err(_) => continue,
                 };
                 let labels = self.labels_for(cgroup, meta.as_deref());
-                let mut t = Tracked { cgroup: cgroup.clone(), files, net: None, pid: None, labels, meta: meta.clone() };
+                let mut t = Tracked { cgroup: cgroup.clone(), spec: Reading::default(), spec_age: 0, files, net: None, pid: None, labels, meta: meta.clone() };
                 self.attach_network(&mut t);
                 self.tracked.insert(id.clone(), t);
             }
             let Some(t) = self.tracked.get_mut(id) else { continue };
-            let reading: Reading = match t.files.read(&mut self.buf, self.ticks) {
+            let read = t.files.read_usage(&mut self.buf, self.ticks).and_then(|mut r| {
+                if t.spec_age == 0 {
+                    t.files.read_spec(&mut self.buf, &mut t.spec)?;
+                    t.spec_age = SPEC_EVERY;
+                }
+                t.spec_age -= 1;
+                r.cpu_quota = t.spec.cpu_quota;
+                r.cpu_period = t.spec.cpu_period;
+                r.cpu_shares = t.spec.cpu_shares;
+                r.memory_limit = t.spec.memory_limit;
+                Ok(r)
+            });
+            let reading: Reading = match read {
                 Ok(r) => r,
                 Err(e) => {
                     if e.kind() != std::io::ErrorKind::NotFound && e.raw_os_error() != Some(libc::ENODEV) {

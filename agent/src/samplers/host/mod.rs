@@ -2,7 +2,7 @@
 //! filesystems, disks, network interfaces, pressure, and the kernel counters
 //! the kube-prometheus and kubernetes-mixin rules read.
 
-mod parse;
+pub mod parse;
 mod statfs;
 
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use lookout_protocol::{Family, Labels, MetricKind};
 use regex::Regex;
 
 use crate::config::{HostConfig, Paths};
-use crate::procfs::{KeptFile, under_root};
+use crate::procfs::{KeptFile, ReadBuf, under_root};
 use crate::registry::Problems;
 use crate::schedule::{BlockingSampler, Output};
 use statfs::{Answer, StatfsWorker};
@@ -29,7 +29,7 @@ pub struct HostSampler {
     files: Vec<(Source, Option<KeptFile>)>,
     statfs: StatfsWorker,
     ticks: f64,
-    buf: Vec<u8>,
+    buf: ReadBuf,
     problems: Problems,
 }
 
@@ -106,7 +106,7 @@ impl HostSampler {
             files: Source::ALL.iter().map(|s| (*s, None)).collect(),
             statfs: StatfsWorker::new(),
             ticks: crate::procfs::clock_ticks_per_second(),
-            buf: Vec::with_capacity(16 * 1024),
+            buf: ReadBuf::new(),
             problems: Problems::default(),
             cfg,
             paths,
@@ -154,7 +154,7 @@ impl HostSampler {
     }
 
     fn text(&self) -> &str {
-        std::str::from_utf8(&self.buf).unwrap_or("")
+        self.buf.as_str()
     }
 
     fn filesystems(&mut self, out: &mut Vec<Family>) {
@@ -228,7 +228,7 @@ impl HostSampler {
         if !self.read(Source::NetDev) {
             return;
         }
-        let devices = parse::netdev(std::str::from_utf8(&self.buf).unwrap_or(""), &self.exclude_interfaces, out);
+        let devices = parse::netdev(self.buf.as_str(), &self.exclude_interfaces, out);
         let mut up = Family::gauge("node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.");
         let class = self.paths.sys.join("class/net");
         for dev in devices {
@@ -263,7 +263,7 @@ impl BlockingSampler for HostSampler {
             failures += 1;
         }
         if self.read(Source::Diskstats) {
-            parse::diskstats(std::str::from_utf8(&self.buf).unwrap_or(""), &self.exclude_disks, &mut out);
+            parse::diskstats(self.buf.as_str(), &self.exclude_disks, &mut out);
         }
         if self.read(Source::Vmstat) {
             parse::vmstat(self.text(), &mut out);
@@ -287,7 +287,7 @@ impl BlockingSampler for HostSampler {
         }
         for resource in ["cpu", "memory", "io", "irq"] {
             if self.read(Source::Pressure(resource)) {
-                parse::pressure(resource, std::str::from_utf8(&self.buf).unwrap_or(""), &mut out);
+                parse::pressure(resource, self.buf.as_str(), &mut out);
             }
         }
         self.filesystems(&mut out);

@@ -17,9 +17,13 @@ use crate::procfs::{FsStats, statvfs};
 type Reply = mpsc::Receiver<io::Result<FsStats>>;
 type Job = (PathBuf, mpsc::Sender<io::Result<FsStats>>);
 
+/// The call made on the worker thread; `statvfs` except in tests.
+pub type StatFn = fn(&std::path::Path) -> io::Result<FsStats>;
+
 pub struct StatfsWorker {
     jobs: Option<mpsc::Sender<Job>>,
     stuck: HashMap<String, Reply>,
+    stat: StatFn,
 }
 
 pub enum Answer {
@@ -31,20 +35,26 @@ pub enum Answer {
 
 impl StatfsWorker {
     pub fn new() -> StatfsWorker {
+        Self::with(statvfs)
+    }
+
+    pub fn with(stat: StatFn) -> StatfsWorker {
         StatfsWorker {
             jobs: None,
             stuck: HashMap::new(),
+            stat,
         }
     }
 
     fn sender(&mut self) -> io::Result<&mpsc::Sender<Job>> {
         if self.jobs.is_none() {
             let (tx, rx) = mpsc::channel::<Job>();
+            let stat = self.stat;
             std::thread::Builder::new()
                 .name("lookout-statfs".into())
                 .spawn(move || {
                     for (path, reply) in rx {
-                        let _ = reply.send(statvfs(&path));
+                        let _ = reply.send(stat(&path));
                     }
                 })?;
             self.jobs = Some(tx);
@@ -83,5 +93,46 @@ impl StatfsWorker {
                 Answer::Stuck
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+
+    /// `/hang` blocks until released, like a dead NFS server; others answer.
+    fn fake_stat(path: &Path) -> io::Result<FsStats> {
+        if path == Path::new("/hang") {
+            while !RELEASE.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        statvfs(path)
+    }
+
+    #[test]
+    fn a_hung_mount_is_skipped_and_the_others_still_answer() {
+        let mut w = StatfsWorker::with(fake_stat);
+        let t = Duration::from_millis(100);
+        assert!(matches!(w.statfs("/", "/".into(), t), Answer::Stats(_)));
+        assert!(matches!(w.statfs("/hang", "/hang".into(), t), Answer::Stuck));
+        // The next mounts go to a fresh worker and answer at once.
+        let started = std::time::Instant::now();
+        assert!(matches!(w.statfs("/", "/".into(), t), Answer::Stats(_)));
+        assert!(started.elapsed() < t);
+        // Still stuck: skipped without waiting, no second thread on it.
+        let started = std::time::Instant::now();
+        assert!(matches!(w.statfs("/hang", "/hang".into(), t), Answer::Stuck));
+        assert!(started.elapsed() < Duration::from_millis(20));
+        // It answers at last: the mount is asked again.
+        RELEASE.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(50));
+        let again = w.statfs("/hang", "/hang".into(), t);
+        assert!(matches!(again, Answer::Stats(_) | Answer::Error(_)), "asked again, not stuck");
+        assert!(matches!(w.statfs("/missing-mount", "/definitely/not/here".into(), t), Answer::Error(_)));
     }
 }
