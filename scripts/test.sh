@@ -40,9 +40,10 @@ say "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 say "build"
 cargo build --workspace --all-targets --locked
+say "doc tests"
+cargo test --workspace --doc --locked
+# Last, so that its summary is the run's closing line.
 say "tests"
 profile=default
 [ "${CI:-}" = "true" ] && profile=ci
 cargo nextest run --workspace --locked --profile "$profile"
-say "doc tests"
-cargo test --workspace --doc --locked

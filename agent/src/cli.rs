@@ -21,7 +21,11 @@ pub fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).with_ansi(std::io::stderr().is_terminal());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -43,7 +47,10 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// Kept cgroup file descriptors need more than the default soft limit of
 /// 1024 on a node with a hundred containers: raise it to the hard limit.
 pub fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: lim is a valid in/out pointer for both calls.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
@@ -64,7 +71,8 @@ pub fn load_config(explicit: Option<&Path>) -> anyhow::Result<(Config, Option<Pa
         None => {
             let default = Path::new(DEFAULT_CONFIG_PATH);
             if default.exists() {
-                let cfg = Config::load(default).with_context(|| "the agent's config is not usable")?;
+                let cfg =
+                    Config::load(default).with_context(|| "the agent's config is not usable")?;
                 Ok((cfg, Some(default.to_path_buf())))
             } else {
                 Ok((Config::default(), None))

@@ -54,7 +54,12 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
         return None;
     }
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let mut i = 19;
@@ -111,15 +116,25 @@ mod tests {
         let v = parse_rfc3339("2023-11-14T22:13:20.25Z").unwrap();
         assert!((v - 1_700_000_000.25).abs() < 1e-6);
         let v = parse_rfc3339("2023-11-15T06:13:20.123456789+08:00").unwrap();
-        assert!((v - 1_700_000_000.123_456_789).abs() < 1e-6);
-        assert_eq!(parse_rfc3339("2023-11-14T21:13:20-01:00"), Some(1_700_000_000.0));
+        assert!((v - 1_700_000_000.123_456_8).abs() < 1e-6);
+        assert_eq!(
+            parse_rfc3339("2023-11-14T21:13:20-01:00"),
+            Some(1_700_000_000.0)
+        );
         assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800.0));
     }
 
     #[test]
     fn rfc3339_rejects_zero_time_and_garbage() {
         assert_eq!(parse_rfc3339("0001-01-01T00:00:00Z"), None);
-        for bad in ["", "yesterday", "2023-13-01T00:00:00Z", "2023-11-14T22:13:20", "2023-11-14T22:13:20.Z", "2023-11-14T22:13:20+0800"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2023-13-01T00:00:00Z",
+            "2023-11-14T22:13:20",
+            "2023-11-14T22:13:20.Z",
+            "2023-11-14T22:13:20+0800",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

@@ -223,8 +223,16 @@ macro_rules! health_probe_config {
         }
     };
 }
-health_probe_config!(KubeletConfig, DEFAULT_KUBELET_URL, "kubelet `/healthz` (port 10248)");
-health_probe_config!(KubeProxyConfig, DEFAULT_KUBE_PROXY_URL, "kube-proxy `/healthz` (port 10256)");
+health_probe_config!(
+    KubeletConfig,
+    DEFAULT_KUBELET_URL,
+    "kubelet `/healthz` (port 10248)"
+);
+health_probe_config!(
+    KubeProxyConfig,
+    DEFAULT_KUBE_PROXY_URL,
+    "kube-proxy `/healthz` (port 10256)"
+);
 
 macro_rules! schedule_of {
     ($($t:ty),*) => {$(
@@ -235,7 +243,13 @@ macro_rules! schedule_of {
         }
     )*};
 }
-schedule_of!(HostConfig, ContainersConfig, DockerConfig, KubeletConfig, KubeProxyConfig);
+schedule_of!(
+    HostConfig,
+    ContainersConfig,
+    DockerConfig,
+    KubeletConfig,
+    KubeProxyConfig
+);
 
 /// One problem in a config file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -490,7 +504,10 @@ mod tests {
         assert_eq!(c, Config::default());
         assert_eq!(c.samplers.kubelet.url, DEFAULT_KUBELET_URL);
         assert_eq!(c.samplers.kube_proxy.url, DEFAULT_KUBE_PROXY_URL);
-        assert_eq!(c.samplers.docker.data_usage_interval, Duration::from_secs(600));
+        assert_eq!(
+            c.samplers.docker.data_usage_interval,
+            Duration::from_secs(600)
+        );
     }
 
     #[test]

@@ -29,7 +29,11 @@ async fn metrics(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> R
     let body = tokio::task::spawn_blocking(move || registry.render(format)).await;
     match body {
         Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("rendering metrics failed: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("rendering metrics failed: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -59,7 +63,9 @@ impl Server {
         let stop = cancel.clone();
         let app = router(registry);
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
             if let Err(e) = served {
                 tracing::error!("HTTP server stopped: {e}");
             }

@@ -6,13 +6,13 @@
 //! `expose` serves it as `/metrics`; `service` wires it together and handles
 //! reloads and shutdown.
 
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod expose;
 pub mod procfs;
 pub mod registry;
 pub mod samplers;
 pub mod schedule;
-pub mod expose;
 pub mod service;
 pub mod systemd;
-pub mod cli;

@@ -77,7 +77,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     if args.check_config {
         println!(
             "{}: valid; monitoring {}",
-            path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into()),
+            path.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "built-in defaults".into()),
             service::describe(&cfg)
         );
         return Ok(());
@@ -86,13 +88,22 @@ fn run(args: Args) -> anyhow::Result<()> {
     let rt = cli::runtime()?;
     let agent = Agent::new(lookout_agent::clock::system());
     if args.once {
-        let format = if args.openmetrics { Format::OpenMetrics } else { Format::PrometheusText };
+        let format = if args.openmetrics {
+            Format::OpenMetrics
+        } else {
+            Format::PrometheusText
+        };
         let text = rt.block_on(agent.sample_once(&cfg, format))?;
         print!("{text}");
         return Ok(());
     }
     rt.block_on(service::run(
         agent,
-        RunOptions { config_path: path, initial: cfg, listen_override: args.listen, role: "lookout-agent" },
+        RunOptions {
+            config_path: path,
+            initial: cfg,
+            listen_override: args.listen,
+            role: "lookout-agent",
+        },
     ))
 }

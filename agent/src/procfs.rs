@@ -41,7 +41,9 @@ impl KeptFile {
         buf.len = 0;
         loop {
             let offered = buf.data.len() - buf.len;
-            let n = self.file.read_at(&mut buf.data[buf.len..], buf.len as u64)?;
+            let n = self
+                .file
+                .read_at(&mut buf.data[buf.len..], buf.len as u64)?;
             let first = buf.len == 0;
             buf.len += n;
             if n == 0 || (first && n < SHORT_READ) {
@@ -87,7 +89,10 @@ pub struct ReadBuf {
 
 impl Default for ReadBuf {
     fn default() -> Self {
-        ReadBuf { data: vec![0; 8192], len: 0 }
+        ReadBuf {
+            data: vec![0; 8192],
+            len: 0,
+        }
     }
 }
 
@@ -125,7 +130,11 @@ pub fn parse_u64(s: &str) -> Option<u64> {
 pub fn flat_keyed(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| {
         let (k, v) = line.split_once(' ')?;
-        if k == key { v.trim().parse().ok() } else { None }
+        if k == key {
+            v.trim().parse().ok()
+        } else {
+            None
+        }
     })
 }
 
@@ -153,7 +162,9 @@ pub fn unescape_octal(s: &str) -> String {
             && i + 3 < b.len()
             && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
             out.push(v as u8);
             i += 4;
         } else {
@@ -173,7 +184,10 @@ pub fn clock_ticks_per_second() -> f64 {
 
 /// CPU time used by the calling thread, for per-sampler cost accounting.
 pub fn thread_cpu_time() -> std::time::Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid out-pointer.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     if rc != 0 {
@@ -240,12 +254,21 @@ mod tests {
         let f = KeptFile::open("/proc/self/smaps").unwrap();
         let mut buf = ReadBuf::new();
         let a = f.read_str(&mut buf).unwrap().to_string();
-        assert!(a.len() > 8192, "larger than the initial buffer: {}", a.len());
+        assert!(
+            a.len() > 8192,
+            "larger than the initial buffer: {}",
+            a.len()
+        );
         assert!(a.ends_with('\n') && a.contains("Rss:"), "{a}");
         // The same length as reading it the ordinary way (give or take the
         // mappings that reading itself creates).
         let plain = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        assert!(a.len().abs_diff(plain.len()) < plain.len() / 4, "{} vs {}", a.len(), plain.len());
+        assert!(
+            a.len().abs_diff(plain.len()) < plain.len() / 4,
+            "{} vs {}",
+            a.len(),
+            plain.len()
+        );
         let short = KeptFile::open("/proc/loadavg").unwrap();
         let text = short.read_str(&mut buf).unwrap();
         assert_eq!(text.lines().count(), 1, "{text:?}");

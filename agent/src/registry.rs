@@ -102,10 +102,16 @@ impl Registry {
 
     /// Removes live-counter series that have not changed for `max_idle`
     /// and for which `keep` returns false (series of containers long gone).
-    pub fn prune_counters(&self, name: &'static str, max_idle: Duration, keep: impl Fn(&Labels) -> bool) {
+    pub fn prune_counters(
+        &self,
+        name: &'static str,
+        max_idle: Duration,
+        keep: impl Fn(&Labels) -> bool,
+    ) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = live.get_mut(name) {
-            c.values.retain(|l, (_, changed)| changed.elapsed() < max_idle || keep(l));
+            c.values
+                .retain(|l, (_, changed)| changed.elapsed() < max_idle || keep(l));
         }
     }
 
@@ -151,15 +157,27 @@ impl Registry {
     /// Everything the registry holds, as owned families.
     pub fn gather(&self) -> Vec<Family> {
         let (snapshots, built) = self.collect();
-        snapshots.iter().flat_map(|s| s.iter().cloned()).chain(built).collect()
+        snapshots
+            .iter()
+            .flat_map(|s| s.iter().cloned())
+            .chain(built)
+            .collect()
     }
 
     /// Renders a scrape.
     pub fn render(&self, format: Format) -> String {
         let (snapshots, built) = self.collect();
-        let series: usize = snapshots.iter().flat_map(|s| s.iter()).map(|f| f.samples.len()).sum();
+        let series: usize = snapshots
+            .iter()
+            .flat_map(|s| s.iter())
+            .map(|f| f.samples.len())
+            .sum();
         let mut out = String::with_capacity(16 * 1024 + series * 128);
-        exposition::encode(snapshots.iter().flat_map(|s| s.iter()).chain(built.iter()), format, &mut out);
+        exposition::encode(
+            snapshots.iter().flat_map(|s| s.iter()).chain(built.iter()),
+            format,
+            &mut out,
+        );
         out
     }
 
@@ -167,15 +185,60 @@ impl Registry {
         let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         type Get = fn(&SamplerStats) -> f64;
         let per_sampler: [(&str, &str, MetricKind, Get); 9] = [
-            ("lookout_agent_sampler_runs_total", "Sampler runs started.", MetricKind::Counter, |s| s.runs as f64),
-            ("lookout_agent_sampler_errors_total", "Sampler runs that failed or reported a problem.", MetricKind::Counter, |s| s.errors as f64),
-            ("lookout_agent_sampler_timeouts_total", "Sampler runs cut off by their timeout.", MetricKind::Counter, |s| s.timeouts as f64),
-            ("lookout_agent_sampler_skipped_total", "Sampler runs skipped because the previous run had not returned.", MetricKind::Counter, |s| s.skipped as f64),
-            ("lookout_agent_sampler_cpu_seconds_total", "CPU time spent sampling.", MetricKind::Counter, |s| s.cpu_seconds),
-            ("lookout_agent_sampler_duration_seconds", "Wall time of the sampler's last run.", MetricKind::Gauge, |s| s.last_duration.as_secs_f64()),
-            ("lookout_agent_sampler_success", "1 if the sampler's last run succeeded.", MetricKind::Gauge, |s| if s.success { 1.0 } else { 0.0 }),
-            ("lookout_agent_sampler_last_success_timestamp_seconds", "When the sampler last succeeded.", MetricKind::Gauge, |s| s.last_success_unix),
-            ("lookout_agent_sampler_series", "Series the sampler's last run produced.", MetricKind::Gauge, |s| s.series as f64),
+            (
+                "lookout_agent_sampler_runs_total",
+                "Sampler runs started.",
+                MetricKind::Counter,
+                |s| s.runs as f64,
+            ),
+            (
+                "lookout_agent_sampler_errors_total",
+                "Sampler runs that failed or reported a problem.",
+                MetricKind::Counter,
+                |s| s.errors as f64,
+            ),
+            (
+                "lookout_agent_sampler_timeouts_total",
+                "Sampler runs cut off by their timeout.",
+                MetricKind::Counter,
+                |s| s.timeouts as f64,
+            ),
+            (
+                "lookout_agent_sampler_skipped_total",
+                "Sampler runs skipped because the previous run had not returned.",
+                MetricKind::Counter,
+                |s| s.skipped as f64,
+            ),
+            (
+                "lookout_agent_sampler_cpu_seconds_total",
+                "CPU time spent sampling.",
+                MetricKind::Counter,
+                |s| s.cpu_seconds,
+            ),
+            (
+                "lookout_agent_sampler_duration_seconds",
+                "Wall time of the sampler's last run.",
+                MetricKind::Gauge,
+                |s| s.last_duration.as_secs_f64(),
+            ),
+            (
+                "lookout_agent_sampler_success",
+                "1 if the sampler's last run succeeded.",
+                MetricKind::Gauge,
+                |s| if s.success { 1.0 } else { 0.0 },
+            ),
+            (
+                "lookout_agent_sampler_last_success_timestamp_seconds",
+                "When the sampler last succeeded.",
+                MetricKind::Gauge,
+                |s| s.last_success_unix,
+            ),
+            (
+                "lookout_agent_sampler_series",
+                "Series the sampler's last run produced.",
+                MetricKind::Gauge,
+                |s| s.series as f64,
+            ),
         ];
         let mut out = Vec::with_capacity(per_sampler.len() + 8);
         for (name, help, kind, get) in per_sampler {
@@ -321,8 +384,18 @@ mod tests {
         let mut g = Family::gauge("g", "a gauge");
         g.push(Labels::new(), 1.0);
         r.publish("one", vec![g]);
-        r.count("lookout_container_events_total", "events", Labels::from_pairs([("event", "die")]), 1.0);
-        r.count("lookout_container_events_total", "events", Labels::from_pairs([("event", "die")]), 1.0);
+        r.count(
+            "lookout_container_events_total",
+            "events",
+            Labels::from_pairs([("event", "die")]),
+            1.0,
+        );
+        r.count(
+            "lookout_container_events_total",
+            "events",
+            Labels::from_pairs([("event", "die")]),
+            1.0,
+        );
         r.update_stats("one", |s| {
             s.runs += 1;
             s.success = true;

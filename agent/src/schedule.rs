@@ -212,9 +212,16 @@ pub async fn run_turn(
     let turn = driven.turn(now, schedule.timeout).await;
     let elapsed = started.elapsed();
     match turn {
-        Turn::Done { result: Ok(out), cpu } => {
+        Turn::Done {
+            result: Ok(out),
+            cpu,
+        } => {
             problems.clear(name, "run", &format!("sampler {name} works again"));
-            problems.clear(name, "timeout", &format!("sampler {name} answers in time again"));
+            problems.clear(
+                name,
+                "timeout",
+                &format!("sampler {name} answers in time again"),
+            );
             let series = out.series();
             let partial = out.partial_failures as u64;
             registry.publish(name, out.families);
@@ -228,7 +235,10 @@ pub async fn run_turn(
                 s.series = series;
             });
         }
-        Turn::Done { result: Err(e), cpu } => {
+        Turn::Done {
+            result: Err(e),
+            cpu,
+        } => {
             problems.report(name, "run", &format!("sampler {name} failed: {e:#}"));
             registry.withdraw(name);
             registry.update_stats(name, |s| {
@@ -262,7 +272,10 @@ pub async fn run_turn(
             registry.update_stats(name, |s| s.skipped += 1);
         }
         Turn::Lost(why) => {
-            tracing::error!(sampler = name, "sampler crashed and is stopped until the next reload: {why}");
+            tracing::error!(
+                sampler = name,
+                "sampler crashed and is stopped until the next reload: {why}"
+            );
             registry.withdraw(name);
             registry.update_stats(name, |s| {
                 s.errors += 1;
@@ -319,7 +332,12 @@ mod tests {
             if n == 0 {
                 std::thread::sleep(self.sleep);
             }
-            Ok(Output::new(vec![Family::single("x", "x", MetricKind::Gauge, n as f64)]))
+            Ok(Output::new(vec![Family::single(
+                "x",
+                "x",
+                MetricKind::Gauge,
+                n as f64,
+            )]))
         }
     }
 
@@ -353,7 +371,10 @@ mod tests {
         let s = registry.stats("sleepy").unwrap();
         assert!(s.success);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
-        assert_eq!(registry.snapshot("sleepy").unwrap()[0].samples[0].value, 1.0);
+        assert_eq!(
+            registry.snapshot("sleepy").unwrap()[0].samples[0].value,
+            1.0
+        );
     }
 
     struct Hangs;

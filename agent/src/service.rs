@@ -44,7 +44,11 @@ impl Running {
 
 impl Agent {
     pub fn new(clock: SharedClock) -> Agent {
-        Agent { registry: Arc::new(Registry::new(clock)), inventory: Inventory::default(), dirty: Dirty::default() }
+        Agent {
+            registry: Arc::new(Registry::new(clock)),
+            inventory: Inventory::default(),
+            dirty: Dirty::default(),
+        }
     }
 
     /// The configured samplers, in the order `--once` runs them (Docker
@@ -53,25 +57,58 @@ impl Agent {
         let s = &cfg.samplers;
         let mut out: Vec<(Box<dyn Driven>, Schedule)> = Vec::new();
         if s.host.enabled {
-            out.push((Box::new(Blocking::new(HostSampler::new(s.host.clone(), cfg.paths.clone())?)), s.host.schedule()));
+            out.push((
+                Box::new(Blocking::new(HostSampler::new(
+                    s.host.clone(),
+                    cfg.paths.clone(),
+                )?)),
+                s.host.schedule(),
+            ));
         }
         if s.docker.enabled {
-            let sampler = DockerSampler::new(s.docker.clone(), cfg.paths.clone(), self.inventory.clone(), self.dirty.clone(), s.containers.docker_labels.clone());
+            let sampler = DockerSampler::new(
+                s.docker.clone(),
+                cfg.paths.clone(),
+                self.inventory.clone(),
+                self.dirty.clone(),
+                s.containers.docker_labels.clone(),
+            );
             out.push((Box::new(Async::new(sampler)), s.docker.schedule()));
             out.push((
                 Box::new(Async::new(DataUsageSampler::new(&s.docker))),
-                Schedule { interval: s.docker.data_usage_interval, timeout: s.docker.data_usage_timeout },
+                Schedule {
+                    interval: s.docker.data_usage_interval,
+                    timeout: s.docker.data_usage_timeout,
+                },
             ));
         }
         if s.containers.enabled {
-            let sampler = ContainerSampler::new(s.containers.clone(), cfg.paths.clone(), self.inventory.clone());
+            let sampler = ContainerSampler::new(
+                s.containers.clone(),
+                cfg.paths.clone(),
+                self.inventory.clone(),
+            );
             out.push((Box::new(Blocking::new(sampler)), s.containers.schedule()));
         }
         if s.kubelet.enabled {
-            out.push((Box::new(Async::new(HealthProbe::new(Component::Kubelet, &s.kubelet.url, s.kubelet.timeout)?)), s.kubelet.schedule()));
+            out.push((
+                Box::new(Async::new(HealthProbe::new(
+                    Component::Kubelet,
+                    &s.kubelet.url,
+                    s.kubelet.timeout,
+                )?)),
+                s.kubelet.schedule(),
+            ));
         }
         if s.kube_proxy.enabled {
-            out.push((Box::new(Async::new(HealthProbe::new(Component::KubeProxy, &s.kube_proxy.url, s.kube_proxy.timeout)?)), s.kube_proxy.schedule()));
+            out.push((
+                Box::new(Async::new(HealthProbe::new(
+                    Component::KubeProxy,
+                    &s.kube_proxy.url,
+                    s.kube_proxy.timeout,
+                )?)),
+                s.kube_proxy.schedule(),
+            ));
         }
         Ok(out)
     }
@@ -83,12 +120,26 @@ impl Agent {
         let built = self.build(cfg)?;
         let mut names: Vec<&'static str> = built.iter().map(|(d, _)| d.name()).collect();
         for (driven, schedule) in built {
-            tasks.spawn(run_forever(driven, schedule, self.registry.clone(), cancel.child_token()));
+            tasks.spawn(run_forever(
+                driven,
+                schedule,
+                self.registry.clone(),
+                cancel.child_token(),
+            ));
         }
         if cfg.samplers.docker.enabled && cfg.samplers.docker.events {
             names.push(events::NAME);
-            tasks.spawn(events::follow(cfg.samplers.docker.socket_path().to_string(), self.registry.clone(), self.dirty.clone(), cancel.child_token()));
-            tasks.spawn(prune_event_series(self.registry.clone(), self.inventory.clone(), cancel.child_token()));
+            tasks.spawn(events::follow(
+                cfg.samplers.docker.socket_path().to_string(),
+                self.registry.clone(),
+                self.dirty.clone(),
+                cancel.child_token(),
+            ));
+            tasks.spawn(prune_event_series(
+                self.registry.clone(),
+                self.inventory.clone(),
+                cancel.child_token(),
+            ));
         }
         self.registry.retain_samplers(&names);
         Ok(Running { cancel, tasks })
@@ -107,16 +158,26 @@ impl Agent {
 /// Event counters of containers that no longer exist are dropped after an
 /// hour without events, so churn does not grow the agent without bound but a
 /// scraper still sees the last increments of a removed container.
-async fn prune_event_series(registry: Arc<Registry>, inventory: Inventory, cancel: CancellationToken) {
+async fn prune_event_series(
+    registry: Arc<Registry>,
+    inventory: Inventory,
+    cancel: CancellationToken,
+) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        registry.prune_counters(events::EVENTS_METRIC, std::time::Duration::from_secs(3600), |labels| {
-            labels.get("name").is_some_and(|n| inventory.contains_name(n))
-        });
+        registry.prune_counters(
+            events::EVENTS_METRIC,
+            std::time::Duration::from_secs(3600),
+            |labels| {
+                labels
+                    .get("name")
+                    .is_some_and(|n| inventory.contains_name(n))
+            },
+        );
     }
 }
 
@@ -148,7 +209,11 @@ pub fn describe(cfg: &Config) -> String {
         parts.push(format!("host every {}", every(s.host.interval)));
     }
     if s.containers.enabled {
-        parts.push(format!("containers ({}) every {}", containers::describe_layout(&cfg.paths), every(s.containers.interval)));
+        parts.push(format!(
+            "containers ({}) every {}",
+            containers::describe_layout(&cfg.paths),
+            every(s.containers.interval)
+        ));
     }
     if s.docker.enabled {
         parts.push(format!(
@@ -156,7 +221,11 @@ pub fn describe(cfg: &Config) -> String {
             s.docker.endpoint,
             every(s.docker.interval),
             every(s.docker.data_usage_interval),
-            if s.docker.events { ", events as they happen" } else { "" }
+            if s.docker.events {
+                ", events as they happen"
+            } else {
+                ""
+            }
         ));
     }
     if s.kubelet.enabled {
@@ -247,6 +316,6 @@ pub async fn run(agent: Agent, opts: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub use data_usage::NAME as DATA_USAGE_SAMPLER;
 pub use docker::NAME as DOCKER_SAMPLER;
 pub use host::NAME as HOST_SAMPLER;
-pub use data_usage::NAME as DATA_USAGE_SAMPLER;

@@ -34,9 +34,14 @@ pub fn stopping() {
 /// Pings the watchdog at half its period while the runtime is alive, so a
 /// wedged agent is restarted by systemd.
 pub fn spawn_watchdog(cancel: CancellationToken) {
-    let Some(period) = sd_notify::watchdog_enabled() else { return };
+    let Some(period) = sd_notify::watchdog_enabled() else {
+        return;
+    };
     let every = (period / 2).max(Duration::from_millis(100));
-    tracing::info!("systemd watchdog every {}", humantime::format_duration(period));
+    tracing::info!(
+        "systemd watchdog every {}",
+        humantime::format_duration(period)
+    );
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {

@@ -10,7 +10,11 @@ use lookout_agent::cli::{self, LogFormat};
 use lookout_agent::service::{self, Agent, RunOptions};
 
 #[derive(Parser, Debug)]
-#[command(name = "lookout", version, about = "Monitoring and alerting for Docker and Kubernetes clusters.")]
+#[command(
+    name = "lookout",
+    version,
+    about = "Monitoring and alerting for Docker and Kubernetes clusters."
+)]
 struct Args {
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides.
     #[arg(long, global = true, default_value = "info", env = "LOOKOUT_LOG_LEVEL")]
@@ -53,7 +57,10 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
-        Command::Up { listen, agent_config } => {
+        Command::Up {
+            listen,
+            agent_config,
+        } => {
             let (cfg, path) = match agent_config {
                 Some(p) => cli::load_config(Some(&p))?,
                 None => (lookout_agent::config::Config::default(), None),
@@ -63,7 +70,12 @@ fn run(args: Args) -> anyhow::Result<()> {
             let agent = Agent::new(lookout_agent::clock::system());
             rt.block_on(service::run(
                 agent,
-                RunOptions { config_path: path, initial: cfg, listen_override: Some(listen), role: "lookout up (embedded agent)" },
+                RunOptions {
+                    config_path: path,
+                    initial: cfg,
+                    listen_override: Some(listen),
+                    role: "lookout up (embedded agent)",
+                },
             ))
         }
     }

@@ -233,9 +233,7 @@ fn parse_labels(mut s: &str) -> Result<(Labels, &str), String> {
         if let Some(rest) = s.strip_prefix('}') {
             return Ok((labels, rest));
         }
-        let eq = s
-            .find('=')
-            .ok_or_else(|| "label without '='".to_string())?;
+        let eq = s.find('=').ok_or_else(|| "label without '='".to_string())?;
         let lname = s[..eq].trim();
         if !crate::model::is_valid_label_name(lname) {
             return Err(format!("invalid label name {lname:?}"));

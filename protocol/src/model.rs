@@ -56,7 +56,9 @@ impl Labels {
         V: Into<Str>,
         I: IntoIterator<Item = (N, V)>,
     {
-        Labels(Arc::new(pairs.into_iter().map(|(n, v)| Label::new(n, v)).collect()))
+        Labels(Arc::new(
+            pairs.into_iter().map(|(n, v)| Label::new(n, v)).collect(),
+        ))
     }
 
     /// Adds a label, replacing the value of an existing label of that name.
@@ -153,11 +155,7 @@ pub struct Sample {
 }
 
 impl Family {
-    pub fn new(
-        name: impl Into<Str>,
-        help: impl Into<Cow<'static, str>>,
-        kind: MetricKind,
-    ) -> Self {
+    pub fn new(name: impl Into<Str>, help: impl Into<Cow<'static, str>>, kind: MetricKind) -> Self {
         Family {
             name: name.into(),
             help: help.into(),

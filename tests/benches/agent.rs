@@ -33,7 +33,10 @@ fn ticks() -> f64 {
 fn process_cpu(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
-    let f: Vec<f64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
     // state is not numeric, so utime/stime are at 10 and 11 of the numbers.
     (f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0)) / ticks()
 }
@@ -54,7 +57,9 @@ fn peak_rss_mib(pid: u32) -> f64 {
 fn stats_path_pids() -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         let comm = comm.trim();
         if comm == "dockerd" || comm == "containerd" || comm.starts_with("containerd-shim") {
@@ -69,10 +74,15 @@ fn total_cpu(pids: &[u32]) -> f64 {
 }
 
 fn bin_dir() -> std::path::PathBuf {
-    std::env::var_os("LOOKOUT_BIN_DIR").map(Into::into).unwrap_or_else(|| {
-        let exe = std::env::current_exe().expect("bench path");
-        exe.parent().and_then(|p| p.parent()).expect("target/<profile>").to_path_buf()
-    })
+    std::env::var_os("LOOKOUT_BIN_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("bench path");
+            exe.parent()
+                .and_then(|p| p.parent())
+                .expect("target/<profile>")
+                .to_path_buf()
+        })
 }
 
 struct Fleet {
@@ -83,7 +93,9 @@ impl Fleet {
     fn grow_to(&mut self, n: usize) {
         while self.ids.len() < n {
             let name = docker::unique_name("bench");
-            self.ids.push(docker::docker(&["run", "-d", "--name", &name, IMAGE, "sleep", "3600"]));
+            self.ids.push(docker::docker(&[
+                "run", "-d", "--name", &name, IMAGE, "sleep", "3600",
+            ]));
         }
     }
 }
@@ -93,7 +105,11 @@ impl Drop for Fleet {
         for chunk in self.ids.chunks(50) {
             let mut args = vec!["rm", "-f"];
             args.extend(chunk.iter().map(String::as_str));
-            let _ = Command::new("docker").args(&args).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            let _ = Command::new("docker")
+                .args(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
@@ -107,7 +123,10 @@ fn cpu_per_cycle(sampler: &mut dyn BlockingSampler) -> (f64, usize) {
         let out = sampler.sample(SystemTime::now()).expect("sample");
         std::hint::black_box(out);
     }
-    ((thread_cpu_time() - start).as_secs_f64() / CYCLES as f64, series)
+    (
+        (thread_cpu_time() - start).as_secs_f64() / CYCLES as f64,
+        series,
+    )
 }
 
 struct NodeExporter {
@@ -125,18 +144,28 @@ impl NodeExporter {
             .stderr(Stdio::null())
             .spawn()
             .expect("prometheus-node-exporter (Debian package) is needed");
-        wait_for(Duration::from_secs(10), || http_get(addr, "/metrics", &[]).ok().filter(|r| r.status == 200)).expect("node_exporter up");
+        wait_for(Duration::from_secs(10), || {
+            http_get(addr, "/metrics", &[])
+                .ok()
+                .filter(|r| r.status == 200)
+        })
+        .expect("node_exporter up");
         NodeExporter { child, addr }
     }
 
     /// CPU per scrape and lines per scrape.
     fn measure(&self) -> (f64, usize) {
-        let lines = http_get(self.addr, "/metrics", &[]).map(|r| r.body.lines().filter(|l| !l.starts_with('#')).count()).unwrap_or(0);
+        let lines = http_get(self.addr, "/metrics", &[])
+            .map(|r| r.body.lines().filter(|l| !l.starts_with('#')).count())
+            .unwrap_or(0);
         let before = process_cpu(self.child.id());
         for _ in 0..SCRAPES {
             let _ = http_get(self.addr, "/metrics", &[]);
         }
-        ((process_cpu(self.child.id()) - before) / SCRAPES as f64, lines)
+        (
+            (process_cpu(self.child.id()) - before) / SCRAPES as f64,
+            lines,
+        )
     }
 }
 
@@ -167,7 +196,12 @@ fn agent_process(seconds: u64) -> (f64, f64) {
         .spawn()
         .expect("release lookout-agent (run scripts/bench-agent.sh)");
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    wait_for(Duration::from_secs(10), || http_get(addr, "/metrics", &[]).ok().filter(|r| r.status == 200)).expect("agent up");
+    wait_for(Duration::from_secs(10), || {
+        http_get(addr, "/metrics", &[])
+            .ok()
+            .filter(|r| r.status == 200)
+    })
+    .expect("agent up");
     std::thread::sleep(Duration::from_secs(2));
     let before = process_cpu(child.id());
     let t0 = Instant::now();
@@ -199,7 +233,12 @@ fn docker_stats_api(ids: &[String], rt: &tokio::runtime::Runtime) -> Option<(f64
     let t0 = Instant::now();
     rt.block_on(async {
         for id in ids {
-            get_json(docker::SOCKET, &format!("/v1.41/containers/{id}/stats?stream=false&one-shot=true")).await.expect("stats");
+            get_json(
+                docker::SOCKET,
+                &format!("/v1.41/containers/{id}/stats?stream=false&one-shot=true"),
+            )
+            .await
+            .expect("stats");
         }
     });
     let wall = t0.elapsed().as_secs_f64() / ids.len() as f64;
@@ -213,12 +252,37 @@ fn main() {
         std::process::exit(1);
     }
     docker::ensure_image();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let node_exporter = NodeExporter::start();
     let mut fleet = Fleet { ids: Vec::new() };
-    println!("agent benchmark ({} CPUs, cgroup {} , Docker {})", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), lookout_agent::samplers::containers::describe_layout(&Paths::default()), docker::docker(&["version", "--format", "{{.Server.Version}}"]));
+    println!(
+        "agent benchmark ({} CPUs, cgroup {} , Docker {})",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        lookout_agent::samplers::containers::describe_layout(&Paths::default()),
+        docker::docker(&["version", "--format", "{{.Server.Version}}"])
+    );
     println!();
-    println!("{:>10} | {:>14} {:>14} {:>7} | {:>16} {:>16} {:>16} {:>8} | {:>12} {:>10} {:>12} {:>10} {:>7}", "containers", "host µs/cycle", "n_e µs/scrape", "ratio", "cgroup µs/ctr", "stats API µs/ctr", "stats wall ms", "ratio", "agent µs/cyc", "agent MiB", "n_e µs/scr", "n_e MiB", "ratio");
+    println!(
+        "{:>10} | {:>14} {:>14} {:>7} | {:>16} {:>16} {:>16} {:>8} | {:>12} {:>10} {:>12} {:>10} {:>7}",
+        "containers",
+        "host µs/cycle",
+        "n_e µs/scrape",
+        "ratio",
+        "cgroup µs/ctr",
+        "stats API µs/ctr",
+        "stats wall ms",
+        "ratio",
+        "agent µs/cyc",
+        "agent MiB",
+        "n_e µs/scr",
+        "n_e MiB",
+        "ratio"
+    );
     for n in [0usize, 20, 100] {
         fleet.grow_to(n);
         std::thread::sleep(Duration::from_secs(2));
@@ -226,14 +290,21 @@ fn main() {
         let (host_cpu, host_series) = cpu_per_cycle(&mut host);
         let (ne_cpu, ne_lines) = node_exporter.measure();
         let inventory = Inventory::default();
-        let mut containers = ContainerSampler::new(ContainersConfig::default(), Paths::default(), inventory);
+        let mut containers =
+            ContainerSampler::new(ContainersConfig::default(), Paths::default(), inventory);
         let (ctr_cpu, ctr_series) = cpu_per_cycle(&mut containers);
         let per_container = if n > 0 { ctr_cpu / n as f64 } else { 0.0 };
         let stats = docker_stats_api(&fleet.ids, &rt);
         let (agent_cpu, agent_rss) = agent_process(15);
         let ne_rss = peak_rss_mib(node_exporter.child.id());
         let (stats_cpu, stats_wall) = stats.unwrap_or((0.0, 0.0));
-        let fmt_ratio = |a: f64, b: f64| if b > 0.0 { format!("{:.3}x", a / b) } else { "-".to_string() };
+        let fmt_ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                format!("{:.3}x", a / b)
+            } else {
+                "-".to_string()
+            }
+        };
         println!(
             "{:>10} | {:>14.1} {:>14.1} {:>7} | {:>16.2} {:>16.1} {:>16.1} {:>8} | {:>12.1} {:>10.1} {:>12.1} {:>10.1} {:>7}",
             n,
@@ -243,17 +314,30 @@ fn main() {
             per_container * 1e6,
             stats_cpu * 1e6,
             stats_wall * 1e3,
-            if n > 0 { format!("1/{:.0}", stats_cpu / per_container.max(1e-12)) } else { "-".into() },
+            if n > 0 {
+                format!("1/{:.0}", stats_cpu / per_container.max(1e-12))
+            } else {
+                "-".into()
+            },
             agent_cpu * 1e6,
             agent_rss,
             ne_cpu * 1e6,
             ne_rss,
             fmt_ratio(agent_rss, ne_rss),
         );
-        println!("{:>10} | host series {host_series}, node_exporter lines {ne_lines}, container series {ctr_series}", "");
+        println!(
+            "{:>10} | host series {host_series}, node_exporter lines {ne_lines}, container series {ctr_series}",
+            ""
+        );
     }
     println!();
-    println!("host µs/cycle: CPU of one host sampling (thread time, 50 cycles); n_e µs/scrape: node_exporter CPU per /metrics scrape (50 scrapes).");
-    println!("cgroup µs/ctr: container sampler CPU per container per cycle; stats API µs/ctr: CPU of dockerd, containerd, the shims and the client per one-shot stats call.");
-    println!("agent µs/cyc: whole agent process CPU per second with every sampler at 1s and one scrape per second; MiB: peak RSS (VmHWM).");
+    println!(
+        "host µs/cycle: CPU of one host sampling (thread time, 50 cycles); n_e µs/scrape: node_exporter CPU per /metrics scrape (50 scrapes)."
+    );
+    println!(
+        "cgroup µs/ctr: container sampler CPU per container per cycle; stats API µs/ctr: CPU of dockerd, containerd, the shims and the client per one-shot stats call."
+    );
+    println!(
+        "agent µs/cyc: whole agent process CPU per second with every sampler at 1s and one scrape per second; MiB: peak RSS (VmHWM)."
+    );
 }

@@ -26,7 +26,10 @@ pub fn available() -> bool {
 
 /// Runs `docker args...` and returns trimmed stdout; panics with stderr on failure.
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("run docker");
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
     assert!(
         out.status.success(),
         "docker {} failed: {}",
@@ -43,7 +46,9 @@ fn static_busybox() -> Option<PathBuf> {
         if let Ok(bytes) = std::fs::read(path) {
             // A dynamic executable names its ELF interpreter near the start.
             let head = &bytes[..bytes.len().min(4096)];
-            let dynamic = head.windows(8).any(|w| w == b"/lib64/l" || w == b"/lib/ld-");
+            let dynamic = head
+                .windows(8)
+                .any(|w| w == b"/lib64/l" || w == b"/lib/ld-");
             if !dynamic {
                 return Some(path.to_path_buf());
             }
@@ -55,7 +60,8 @@ fn static_busybox() -> Option<PathBuf> {
 /// Builds the test image once per machine (`FROM scratch` plus a static
 /// busybox); concurrent test processes wait on a lock file.
 pub fn ensure_image() {
-    let lock = std::fs::File::create(std::env::temp_dir().join("lookout-test-image.lock")).expect("lock file");
+    let lock = std::fs::File::create(std::env::temp_dir().join("lookout-test-image.lock"))
+        .expect("lock file");
     // SAFETY: flock on a file we own; released when `lock` is dropped.
     unsafe {
         libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX);
@@ -70,7 +76,9 @@ pub fn ensure_image() {
     if exists {
         return;
     }
-    let busybox = static_busybox().expect("a static busybox (Debian package busybox-static) is needed to build the test image");
+    let busybox = static_busybox().expect(
+        "a static busybox (Debian package busybox-static) is needed to build the test image",
+    );
     let ctx = tempfile::tempdir().expect("build context");
     std::fs::copy(&busybox, ctx.path().join("busybox")).expect("copy busybox");
     std::fs::write(
@@ -84,14 +92,22 @@ pub fn ensure_image() {
         .env("DOCKER_BUILDKIT", "0")
         .output()
         .expect("docker build");
-    assert!(out.status.success(), "building {IMAGE} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "building {IMAGE} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// A unique name for a test container.
 pub fn unique_name(what: &str) -> String {
-    format!("lookout-test-{what}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "lookout-test-{what}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A container removed (forcibly) when dropped.
@@ -161,7 +177,9 @@ impl SocketProxy {
                             continue; // dropped: the client sees a reset
                         }
                         let _ = client.set_nonblocking(false);
-                        let Ok(upstream) = UnixStream::connect(SOCKET) else { continue };
+                        let Ok(upstream) = UnixStream::connect(SOCKET) else {
+                            continue;
+                        };
                         if let (Ok(c1), Ok(u1)) = (client.try_clone(), upstream.try_clone()) {
                             c.lock().unwrap_or_else(|e| e.into_inner()).extend([c1, u1]);
                         }
@@ -172,12 +190,23 @@ impl SocketProxy {
                 }
             }
         });
-        SocketProxy { path, _dir: dir, open, conns, stop }
+        SocketProxy {
+            path,
+            _dir: dir,
+            open,
+            conns,
+            stop,
+        }
     }
 
     pub fn cut(&self) {
         self.open.store(false, Ordering::SeqCst);
-        for c in self.conns.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for c in self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
     }
@@ -195,7 +224,9 @@ impl Drop for SocketProxy {
 }
 
 fn pipe(from: Option<UnixStream>, to: Option<UnixStream>) {
-    let (Some(mut from), Some(mut to)) = (from, to) else { return };
+    let (Some(mut from), Some(mut to)) = (from, to) else {
+        return;
+    };
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         loop {

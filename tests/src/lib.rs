@@ -16,7 +16,9 @@ pub mod docker;
 
 /// Whether the suite runs in CI, where nothing may be skipped.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Returns true when `available`; otherwise fails under CI, or prints a
@@ -102,7 +104,11 @@ impl Response {
 }
 
 /// A minimal HTTP/1.0 GET, enough for scraping and health checks.
-pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
+pub fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Response> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
@@ -125,7 +131,11 @@ pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    Ok(Response { status, headers, body: body.to_string() })
+    Ok(Response {
+        status,
+        headers,
+        body: body.to_string(),
+    })
 }
 
 /// A scrape, parsed, with lookups by name and labels.
@@ -136,7 +146,8 @@ pub struct Scrape {
 
 impl Scrape {
     pub fn parse(text: String) -> Scrape {
-        let samples = parse_text(&text).unwrap_or_else(|e| panic!("unparsable exposition: {e}\n{text}"));
+        let samples =
+            parse_text(&text).unwrap_or_else(|e| panic!("unparsable exposition: {e}\n{text}"));
         Scrape { text, samples }
     }
 
@@ -177,16 +188,27 @@ impl Agent {
         std::fs::write(dir.path().join("agent.yaml"), config).expect("write config");
         let log = std::fs::File::create(dir.path().join("agent.log")).expect("log file");
         let mut cmd = Command::new(bin("lookout-agent"));
-        cmd.arg("--config").arg(dir.path().join("agent.yaml")).stdout(Stdio::null()).stderr(log);
+        cmd.arg("--config")
+            .arg(dir.path().join("agent.yaml"))
+            .stdout(Stdio::null())
+            .stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start lookout-agent");
         let mut agent = Agent { child, addr, dir };
-        let up = wait_for(Duration::from_secs(15), || http_get(agent.addr, "/-/healthy", &[]).ok().filter(|r| r.status == 200));
+        let up = wait_for(Duration::from_secs(15), || {
+            http_get(agent.addr, "/-/healthy", &[])
+                .ok()
+                .filter(|r| r.status == 200)
+        });
         if up.is_none() {
             let _ = agent.child.kill();
-            panic!("lookout-agent did not come up on {}; its log:\n{}", agent.addr, agent.log());
+            panic!(
+                "lookout-agent did not come up on {}; its log:\n{}",
+                agent.addr,
+                agent.log()
+            );
         }
         agent
     }
@@ -200,13 +222,19 @@ impl Agent {
     }
 
     pub fn scrape(&self) -> Scrape {
-        let r = http_get(self.addr, "/metrics", &[]).unwrap_or_else(|e| panic!("scrape failed: {e}; log:\n{}", self.log()));
+        let r = http_get(self.addr, "/metrics", &[])
+            .unwrap_or_else(|e| panic!("scrape failed: {e}; log:\n{}", self.log()));
         assert_eq!(r.status, 200, "scrape answered {}", r.status);
         Scrape::parse(r.body)
     }
 
     /// Scrapes until `f` finds what it wants, or panics with the last scrape.
-    pub fn wait_scrape<T>(&self, timeout: Duration, what: &str, mut f: impl FnMut(&Scrape) -> Option<T>) -> T {
+    pub fn wait_scrape<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut f: impl FnMut(&Scrape) -> Option<T>,
+    ) -> T {
         let mut last = None;
         let found = wait_for(timeout, || {
             let s = self.scrape();

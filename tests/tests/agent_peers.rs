@@ -21,37 +21,81 @@ const CONFIG: &str = "samplers:
 /// `container_memory_failcnt` counter. Rules and dashboards depend on those
 /// exact names, so these findings are expected and nothing else is.
 fn is_expected_lint(line: &str) -> bool {
-    (line.starts_with("node_memory_") && line.ends_with("metric names should be written in 'snake_case' not 'camelCase'"))
+    (line.starts_with("node_memory_")
+        && line.ends_with("metric names should be written in 'snake_case' not 'camelCase'"))
         || line == "container_memory_failcnt counter metrics should have \"_total\" suffix"
 }
 
 #[test]
 fn promtool_accepts_the_agents_metrics() {
-    if !require("promtool (Debian package prometheus)", have_program("promtool")) {
+    if !require(
+        "promtool (Debian package prometheus)",
+        have_program("promtool"),
+    ) {
         return;
     }
     let with_docker = docker::available();
-    let _c = with_docker.then(|| Container::run("promtool", &["--health-cmd", "true", "--health-interval", "1s"], &["sleep", "600"]));
-    let agent = Agent::start(CONFIG);
-    let text = agent.wait_scrape(Duration::from_secs(15), "a scrape with every sampler's series", |s| {
-        let complete = s.value("node_load1", &[]).is_some()
-            && (!with_docker || (s.value("lookout_docker_up", &[]) == Some(1.0) && s.find("container_cpu_usage_seconds_total", &[]).count() > 0));
-        complete.then(|| s.text.clone())
+    let _c = with_docker.then(|| {
+        Container::run(
+            "promtool",
+            &["--health-cmd", "true", "--health-interval", "1s"],
+            &["sleep", "600"],
+        )
     });
-    let mut child = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let agent = Agent::start(CONFIG);
+    let text = agent.wait_scrape(
+        Duration::from_secs(15),
+        "a scrape with every sampler's series",
+        |s| {
+            let complete = s.value("node_load1", &[]).is_some()
+                && (!with_docker
+                    || (s.value("lookout_docker_up", &[]) == Some(1.0)
+                        && s.find("container_cpu_usage_seconds_total", &[]).count() > 0));
+            complete.then(|| s.text.clone())
+        },
+    );
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     // promtool exits 1 on a parse error and 3 when it only has lint findings.
     let code = out.status.code().unwrap_or(-1);
-    assert!(code == 0 || code == 3, "promtool failed ({code}):\n{report}");
-    let unexpected: Vec<&str> = report.lines().filter(|l| !l.trim().is_empty() && !is_expected_lint(l.trim())).collect();
-    assert!(unexpected.is_empty(), "promtool findings:\n{}", unexpected.join("\n"));
+    assert!(
+        code == 0 || code == 3,
+        "promtool failed ({code}):\n{report}"
+    );
+    let unexpected: Vec<&str> = report
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !is_expected_lint(l.trim()))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "promtool findings:\n{}",
+        unexpected.join("\n")
+    );
 }
 
 #[test]
 fn prometheus_scrapes_the_agent() {
-    if !require("prometheus (Debian package prometheus)", have_program("prometheus")) {
+    if !require(
+        "prometheus (Debian package prometheus)",
+        have_program("prometheus"),
+    ) {
         return;
     }
     let agent = Agent::start(CONFIG);
@@ -64,8 +108,14 @@ fn prometheus_scrapes_the_agent() {
     .unwrap();
     let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
     let mut prom = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(log)
@@ -75,7 +125,10 @@ fn prometheus_scrapes_the_agent() {
     let query = |q: &str| -> Option<serde_json::Value> {
         let r = http_get(addr, &format!("/api/v1/query?query={q}"), &[]).ok()?;
         let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
-        v["data"]["result"].as_array().filter(|a| !a.is_empty()).map(|a| a[0].clone())
+        v["data"]["result"]
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .map(|a| a[0].clone())
     };
     let target = wait_for(Duration::from_secs(30), || {
         let r = http_get(addr, "/api/v1/targets", &[]).ok()?;
@@ -86,17 +139,35 @@ fn prometheus_scrapes_the_agent() {
     let samples = target.as_ref().and_then(|_| {
         wait_for(Duration::from_secs(15), || {
             let v = query("scrape_samples_scraped")?;
-            v["value"][1].as_str()?.parse::<f64>().ok().filter(|n| *n > 100.0)
+            v["value"][1]
+                .as_str()?
+                .parse::<f64>()
+                .ok()
+                .filter(|n| *n > 100.0)
         })
     });
-    let host_cpus = target.as_ref().and_then(|_| query("count(count%20by(cpu)(node_cpu_seconds_total))"));
+    let host_cpus = target
+        .as_ref()
+        .and_then(|_| query("count(count%20by(cpu)(node_cpu_seconds_total))"));
     let logs = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
     let _ = prom.kill();
     let _ = prom.wait();
-    let target = target.unwrap_or_else(|| panic!("Prometheus never scraped the agent successfully; its log:\n{logs}"));
+    let target = target.unwrap_or_else(|| {
+        panic!("Prometheus never scraped the agent successfully; its log:\n{logs}")
+    });
     assert_eq!(target["lastError"], "", "{target}");
-    assert!(samples.is_some(), "Prometheus stored fewer than 100 samples per scrape");
-    let cpus: f64 = host_cpus.and_then(|v| v["value"][1].as_str().and_then(|s| s.parse().ok())).expect("node_cpu_seconds_total is queryable");
-    let expected = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
-    assert!(cpus >= expected, "Prometheus sees {cpus} CPUs, this machine has at least {expected}");
+    assert!(
+        samples.is_some(),
+        "Prometheus stored fewer than 100 samples per scrape"
+    );
+    let cpus: f64 = host_cpus
+        .and_then(|v| v["value"][1].as_str().and_then(|s| s.parse().ok()))
+        .expect("node_cpu_seconds_total is queryable");
+    let expected = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
+    assert!(
+        cpus >= expected,
+        "Prometheus sees {cpus} CPUs, this machine has at least {expected}"
+    );
 }

@@ -95,7 +95,9 @@ impl Inventory {
 
 /// Whether `s` is a full container id (64 lowercase hex digits).
 pub fn is_container_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The container id inside a cgroup directory name: `<id>`,
@@ -116,7 +118,10 @@ mod tests {
     fn ids_from_cgroup_names() {
         assert_eq!(id_from_cgroup_name(ID), Some(ID));
         assert_eq!(id_from_cgroup_name(&format!("docker-{ID}.scope")), Some(ID));
-        assert_eq!(id_from_cgroup_name(&format!("cri-containerd-{ID}.scope")), Some(ID));
+        assert_eq!(
+            id_from_cgroup_name(&format!("cri-containerd-{ID}.scope")),
+            Some(ID)
+        );
         assert_eq!(id_from_cgroup_name(&format!("crio-{ID}.scope")), Some(ID));
         assert_eq!(id_from_cgroup_name("kubepods-burstable.slice"), None);
         assert_eq!(id_from_cgroup_name(&ID[1..]), None);
@@ -141,6 +146,9 @@ mod tests {
         assert_eq!(m.pod.as_deref(), Some("dns-1"));
         assert_eq!(m.container.as_deref(), Some("coredns"));
         assert!(!m.is_sandbox);
-        assert_eq!(m.allowlisted_labels, vec![("com.example.team".to_string(), "core".to_string())]);
+        assert_eq!(
+            m.allowlisted_labels,
+            vec![("com.example.team".to_string(), "core".to_string())]
+        );
     }
 }

@@ -81,7 +81,11 @@ impl HealthProbe {
     pub async fn probe(&self) -> Probe {
         let started = Instant::now();
         let result = async {
-            let resp = self.client.get(self.url.clone()).await.map_err(|e| describe_error(&e))?;
+            let resp = self
+                .client
+                .get(self.url.clone())
+                .await
+                .map_err(|e| describe_error(&e))?;
             let status = resp.status();
             let body = Limited::new(resp.into_body(), MAX_BODY)
                 .collect()
@@ -93,7 +97,12 @@ impl HealthProbe {
         .await;
         let duration = started.elapsed();
         match result {
-            Err(problem) => Probe { healthy: false, duration, sync_age_seconds: None, problem: Some(problem) },
+            Err(problem) => Probe {
+                healthy: false,
+                duration,
+                sync_age_seconds: None,
+                problem: Some(problem),
+            },
             Ok((status, body)) => {
                 let text = String::from_utf8_lossy(&body);
                 let sync_age_seconds = match self.component {
@@ -101,8 +110,18 @@ impl HealthProbe {
                     Component::Kubelet => None,
                 };
                 let healthy = status.is_success();
-                let problem = (!healthy).then(|| format!("answered HTTP {status}: {}", text.trim().chars().take(200).collect::<String>()));
-                Probe { healthy, duration, sync_age_seconds, problem }
+                let problem = (!healthy).then(|| {
+                    format!(
+                        "answered HTTP {status}: {}",
+                        text.trim().chars().take(200).collect::<String>()
+                    )
+                });
+                Probe {
+                    healthy,
+                    duration,
+                    sync_age_seconds,
+                    problem,
+                }
             }
         }
     }
@@ -140,15 +159,37 @@ impl AsyncSampler for HealthProbe {
             Some(problem) => self.problems.report(
                 name,
                 "down",
-                &format!("{} health endpoint {} {problem}; {}_up is 0", self.component.what(), self.url, self.component.metric_prefix()),
+                &format!(
+                    "{} health endpoint {} {problem}; {}_up is 0",
+                    self.component.what(),
+                    self.url,
+                    self.component.metric_prefix()
+                ),
             ),
-            None => self.problems.clear(name, "down", &format!("{} health endpoint {} is healthy", self.component.what(), self.url)),
+            None => self.problems.clear(
+                name,
+                "down",
+                &format!(
+                    "{} health endpoint {} is healthy",
+                    self.component.what(),
+                    self.url
+                ),
+            ),
         }
         let prefix = self.component.metric_prefix();
         let labels = Labels::from_pairs([("url", self.url.to_string())]);
-        let mut up = Family::gauge(format!("{prefix}_up"), format!("1 if {} answered its health check with success.", self.component.what()));
+        let mut up = Family::gauge(
+            format!("{prefix}_up"),
+            format!(
+                "1 if {} answered its health check with success.",
+                self.component.what()
+            ),
+        );
         up.push(labels.clone(), if p.healthy { 1.0 } else { 0.0 });
-        let mut duration = Family::gauge(format!("{prefix}_duration_seconds"), format!("How long the {} health check took.", self.component.what()));
+        let mut duration = Family::gauge(
+            format!("{prefix}_duration_seconds"),
+            format!("How long the {} health check took.", self.component.what()),
+        );
         duration.push(labels.clone(), p.duration.as_secs_f64());
         let mut out = vec![up, duration];
         if self.component == Component::KubeProxy
@@ -175,6 +216,11 @@ mod tests {
         let body = r#"{"lastUpdated": "2024-05-01T10:00:00.5Z","currentTime": "2024-05-01T10:00:12.5Z", "nodeEligible": true}"#;
         assert_eq!(kube_proxy_sync_age(body), Some(12.0));
         assert_eq!(kube_proxy_sync_age("ok"), None);
-        assert_eq!(kube_proxy_sync_age(r#"{"lastUpdated": "0001-01-01T00:00:00Z","currentTime": "2024-05-01T10:00:12Z"}"#), None);
+        assert_eq!(
+            kube_proxy_sync_age(
+                r#"{"lastUpdated": "0001-01-01T00:00:00Z","currentTime": "2024-05-01T10:00:12Z"}"#
+            ),
+            None
+        );
     }
 }

@@ -20,9 +20,13 @@ pub enum Layout {
 impl Layout {
     pub fn detect(root: &Path) -> Layout {
         if root.join("cgroup.controllers").exists() {
-            Layout::V2 { root: root.to_path_buf() }
+            Layout::V2 {
+                root: root.to_path_buf(),
+            }
         } else {
-            Layout::V1 { root: root.to_path_buf() }
+            Layout::V1 {
+                root: root.to_path_buf(),
+            }
         }
     }
 
@@ -149,7 +153,10 @@ impl CgroupFiles {
                     blkio_bytes: f("blkio", "blkio.throttle.io_service_bytes")?,
                 };
                 if files.mem_usage.is_none() && files.cpuacct_usage.is_none() {
-                    return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "cgroup has no memory or cpuacct files"));
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "cgroup has no memory or cpuacct files",
+                    ));
                 }
                 Ok(CgroupFiles::V1(Box::new(files)))
             }
@@ -168,7 +175,10 @@ impl CgroupFiles {
                     io_stat: f("io.stat")?,
                 };
                 if files.cpu_stat.is_none() {
-                    return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "cgroup has no cpu.stat"));
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "cgroup has no cpu.stat",
+                    ));
                 }
                 Ok(CgroupFiles::V2(Box::new(files)))
             }
@@ -258,11 +268,17 @@ fn read_v1(f: &V1Files, buf: &mut ReadBuf, ticks: f64) -> std::io::Result<Readin
 fn read_v1_spec(f: &V1Files, buf: &mut ReadBuf, r: &mut Reading) -> std::io::Result<()> {
     if let Some(t) = text(&f.cfs_quota, buf)? {
         // -1 means no quota.
-        r.cpu_quota = t.trim().parse::<i64>().ok().filter(|q| *q > 0).map(|q| q as f64);
+        r.cpu_quota = t
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|q| *q > 0)
+            .map(|q| q as f64);
     }
     r.cpu_period = num(&f.cfs_period, buf)?.map(|v| v as f64);
     r.cpu_shares = num(&f.cpu_shares, buf)?.map(|v| v as f64);
-    r.memory_limit = num(&f.mem_limit, buf)?.map(|v| if v >= V1_UNLIMITED { 0.0 } else { v as f64 });
+    r.memory_limit =
+        num(&f.mem_limit, buf)?.map(|v| if v >= V1_UNLIMITED { 0.0 } else { v as f64 });
     Ok(())
 }
 
@@ -274,7 +290,8 @@ fn read_v2_spec(f: &V2Files, buf: &mut ReadBuf, r: &mut Reading) -> std::io::Res
     }
     // cgroup v2 weight (1..10000, default 100) to v1 shares (2..262144,
     // default 1024), the conversion runc uses in reverse.
-    r.cpu_shares = num(&f.cpu_weight, buf)?.map(|w| (2.0 + ((w as f64 - 1.0) * 262_142.0) / 9_999.0).round());
+    r.cpu_shares =
+        num(&f.cpu_weight, buf)?.map(|w| (2.0 + ((w as f64 - 1.0) * 262_142.0) / 9_999.0).round());
     if let Some(t) = text(&f.mem_max, buf)? {
         r.memory_limit = Some(t.trim().parse::<f64>().unwrap_or(0.0));
     }
@@ -332,8 +349,12 @@ pub fn parse_blkio_v1(text: &str) -> Vec<(u32, u32, f64, f64)> {
     let mut out: Vec<(u32, u32, f64, f64)> = Vec::new();
     for line in text.lines() {
         let mut p = line.split_ascii_whitespace();
-        let (Some(dev), Some(op), Some(v)) = (p.next(), p.next(), p.next()) else { continue };
-        let (Some((maj, min)), Ok(v)) = (parse_dev(dev), v.parse::<f64>()) else { continue };
+        let (Some(dev), Some(op), Some(v)) = (p.next(), p.next(), p.next()) else {
+            continue;
+        };
+        let (Some((maj, min)), Ok(v)) = (parse_dev(dev), v.parse::<f64>()) else {
+            continue;
+        };
         let slot = match out.iter_mut().position(|e| e.0 == maj && e.1 == min) {
             Some(i) => i,
             None => {
@@ -385,13 +406,29 @@ mod tests {
         let layout = Layout::detect(root.path());
         assert_eq!(layout.version(), 2);
         let d = root.path().join("system.slice/docker-x.scope");
-        write(&d, "cpu.stat", "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\nnr_periods 10\nnr_throttled 4\nthrottled_usec 300000\n");
+        write(
+            &d,
+            "cpu.stat",
+            "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\nnr_periods 10\nnr_throttled 4\nthrottled_usec 300000\n",
+        );
         write(&d, "cpu.max", "50000 100000\n");
         write(&d, "memory.current", "1000\n");
         write(&d, "memory.max", "max\n");
-        write(&d, "memory.stat", "anon 600\nfile 400\nkernel 5\nfile_mapped 100\ninactive_file 300\n");
-        write(&d, "memory.events", "low 0\nhigh 0\nmax 3\noom 2\noom_kill 1\n");
-        write(&d, "io.stat", "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n");
+        write(
+            &d,
+            "memory.stat",
+            "anon 600\nfile 400\nkernel 5\nfile_mapped 100\ninactive_file 300\n",
+        );
+        write(
+            &d,
+            "memory.events",
+            "low 0\nhigh 0\nmax 3\noom 2\noom_kill 1\n",
+        );
+        write(
+            &d,
+            "io.stat",
+            "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n",
+        );
         let files = CgroupFiles::open(&layout, "/system.slice/docker-x.scope").unwrap();
         let r = files.read(&mut ReadBuf::new(), 100.0).unwrap();
         assert_eq!(r.cpu_usage_seconds, Some(2.5));
@@ -412,15 +449,51 @@ mod tests {
     fn v1_files_read_into_cadvisor_quantities() {
         let root = tempfile::tempdir().unwrap();
         let cg = "/docker/abc";
-        write(&root.path().join("cpuacct/docker/abc"), "cpuacct.usage", "1500000000\n");
-        write(&root.path().join("cpuacct/docker/abc"), "cpuacct.stat", "user 100\nsystem 50\n");
-        write(&root.path().join("cpu/docker/abc"), "cpu.stat", "nr_periods 5\nnr_throttled 2\nthrottled_time 2000000000\n");
-        write(&root.path().join("cpu/docker/abc"), "cpu.cfs_quota_us", "-1\n");
-        write(&root.path().join("memory/docker/abc"), "memory.usage_in_bytes", "5000\n");
-        write(&root.path().join("memory/docker/abc"), "memory.limit_in_bytes", "9223372036854771712\n");
-        write(&root.path().join("memory/docker/abc"), "memory.stat", "cache 1\nrss 2\ntotal_cache 1000\ntotal_rss 3000\ntotal_inactive_file 6000\n");
-        write(&root.path().join("memory/docker/abc"), "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");
-        write(&root.path().join("blkio/docker/abc"), "blkio.throttle.io_service_bytes", "8:0 Read 10\n8:0 Write 20\n8:0 Sync 30\nTotal 30\n");
+        write(
+            &root.path().join("cpuacct/docker/abc"),
+            "cpuacct.usage",
+            "1500000000\n",
+        );
+        write(
+            &root.path().join("cpuacct/docker/abc"),
+            "cpuacct.stat",
+            "user 100\nsystem 50\n",
+        );
+        write(
+            &root.path().join("cpu/docker/abc"),
+            "cpu.stat",
+            "nr_periods 5\nnr_throttled 2\nthrottled_time 2000000000\n",
+        );
+        write(
+            &root.path().join("cpu/docker/abc"),
+            "cpu.cfs_quota_us",
+            "-1\n",
+        );
+        write(
+            &root.path().join("memory/docker/abc"),
+            "memory.usage_in_bytes",
+            "5000\n",
+        );
+        write(
+            &root.path().join("memory/docker/abc"),
+            "memory.limit_in_bytes",
+            "9223372036854771712\n",
+        );
+        write(
+            &root.path().join("memory/docker/abc"),
+            "memory.stat",
+            "cache 1\nrss 2\ntotal_cache 1000\ntotal_rss 3000\ntotal_inactive_file 6000\n",
+        );
+        write(
+            &root.path().join("memory/docker/abc"),
+            "memory.oom_control",
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        );
+        write(
+            &root.path().join("blkio/docker/abc"),
+            "blkio.throttle.io_service_bytes",
+            "8:0 Read 10\n8:0 Write 20\n8:0 Sync 30\nTotal 30\n",
+        );
         let layout = Layout::detect(root.path());
         assert_eq!(layout.version(), 1);
         let files = CgroupFiles::open(&layout, cg).unwrap();
@@ -440,14 +513,27 @@ mod tests {
     #[test]
     fn a_missing_cgroup_fails_to_open() {
         let root = tempfile::tempdir().unwrap();
-        let layout = Layout::V1 { root: root.path().to_path_buf() };
+        let layout = Layout::V1 {
+            root: root.path().to_path_buf(),
+        };
         assert!(CgroupFiles::open(&layout, "/docker/gone").is_err());
     }
 
     #[test]
     fn proc_cgroup_lines_per_layout() {
-        let text = "12:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n0::/system.slice/docker-abc.scope\n";
-        assert_eq!(Layout::V1 { root: "/x".into() }.path_from_proc_cgroup(text).as_deref(), Some("/docker/abc"));
-        assert_eq!(Layout::V2 { root: "/x".into() }.path_from_proc_cgroup(text).as_deref(), Some("/system.slice/docker-abc.scope"));
+        let text =
+            "12:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n0::/system.slice/docker-abc.scope\n";
+        assert_eq!(
+            Layout::V1 { root: "/x".into() }
+                .path_from_proc_cgroup(text)
+                .as_deref(),
+            Some("/docker/abc")
+        );
+        assert_eq!(
+            Layout::V2 { root: "/x".into() }
+                .path_from_proc_cgroup(text)
+                .as_deref(),
+            Some("/system.slice/docker-abc.scope")
+        );
     }
 }

@@ -93,7 +93,8 @@ impl ContainerSampler {
                 continue;
             }
             if let Some(pid) = meta.pid
-                && let Ok(text) = std::fs::read_to_string(self.paths.proc.join(format!("{pid}/cgroup")))
+                && let Ok(text) =
+                    std::fs::read_to_string(self.paths.proc.join(format!("{pid}/cgroup")))
                 && let Some(path) = self.layout.path_from_proc_cgroup(&text)
                 && path != "/"
             {
@@ -109,14 +110,21 @@ impl ContainerSampler {
         l.set("name", meta.map(|m| m.name.as_str()).unwrap_or(""));
         l.set("image", meta.map(|m| m.image.as_str()).unwrap_or(""));
         if let Some(m) = meta {
-            for (key, value) in [("namespace", &m.namespace), ("pod", &m.pod), ("container", &m.container)] {
+            for (key, value) in [
+                ("namespace", &m.namespace),
+                ("pod", &m.pod),
+                ("container", &m.container),
+            ] {
                 if let Some(v) = value {
                     l.set(key, v.as_str());
                 }
             }
             for (k, v) in &m.allowlisted_labels {
                 if self.cfg.docker_labels.contains(k) {
-                    l.set(format!("container_label_{}", sanitize_label_name(k)), v.as_str());
+                    l.set(
+                        format!("container_label_{}", sanitize_label_name(k)),
+                        v.as_str(),
+                    );
                 }
             }
         }
@@ -125,11 +133,16 @@ impl ContainerSampler {
 
     /// Finds the init PID of a container and opens its network counters.
     fn attach_network(&self, t: &mut Tracked) {
-        let pid = t.meta.as_ref().and_then(|m| m.pid).or_else(|| first_pid(&self.layout, &t.cgroup));
+        let pid = t
+            .meta
+            .as_ref()
+            .and_then(|m| m.pid)
+            .or_else(|| first_pid(&self.layout, &t.cgroup));
         t.pid = pid;
         t.net = None;
         let Some(pid) = pid else { return };
-        let in_host_netns = self.host_netns.is_some() && netns_inode(&self.paths.proc, pid) == self.host_netns;
+        let in_host_netns =
+            self.host_netns.is_some() && netns_inode(&self.paths.proc, pid) == self.host_netns;
         if !in_host_netns {
             t.net = KeptFile::open(self.paths.proc.join(format!("{pid}/net/dev"))).ok();
         }
@@ -139,7 +152,12 @@ impl ContainerSampler {
         if let Some(n) = self.device_names.get(&(major, minor)) {
             return n.clone();
         }
-        let uevent = std::fs::read_to_string(self.paths.sys.join(format!("dev/block/{major}:{minor}/uevent"))).unwrap_or_default();
+        let uevent = std::fs::read_to_string(
+            self.paths
+                .sys
+                .join(format!("dev/block/{major}:{minor}/uevent")),
+        )
+        .unwrap_or_default();
         let name = uevent
             .lines()
             .find_map(|l| l.strip_prefix("DEVNAME="))
@@ -154,7 +172,9 @@ impl ContainerSampler {
 /// cgroup directories.
 fn scan_dir(root: &Path, dir: &str, depth: usize, found: &mut HashMap<String, String>) {
     fn walk(base: &Path, rel: &str, depth: usize, found: &mut HashMap<String, String>) {
-        let Ok(entries) = std::fs::read_dir(base.join(rel.trim_start_matches('/'))) else { return };
+        let Ok(entries) = std::fs::read_dir(base.join(rel.trim_start_matches('/'))) else {
+            return;
+        };
         for e in entries.flatten() {
             if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 continue;
@@ -183,7 +203,9 @@ fn first_pid(layout: &Layout, cgroup: &str) -> Option<u32> {
 
 fn netns_inode(proc: &Path, pid: u32) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(proc.join(format!("{pid}/ns/net"))).ok().map(|m| m.ino())
+    std::fs::metadata(proc.join(format!("{pid}/ns/net")))
+        .ok()
+        .map(|m| m.ino())
 }
 
 /// The families of one cycle, filled container by container.
@@ -275,28 +297,48 @@ impl BlockingSampler for ContainerSampler {
                     Err(_) => continue,
                 };
                 let labels = self.labels_for(cgroup, meta.as_deref());
-                let mut t = Tracked { cgroup: cgroup.clone(), spec: Reading::default(), spec_age: 0, files, net: None, pid: None, labels, meta: meta.clone() };
+                let mut t = Tracked {
+                    cgroup: cgroup.clone(),
+                    spec: Reading::default(),
+                    spec_age: 0,
+                    files,
+                    net: None,
+                    pid: None,
+                    labels,
+                    meta: meta.clone(),
+                };
                 self.attach_network(&mut t);
                 self.tracked.insert(id.clone(), t);
             }
-            let Some(t) = self.tracked.get_mut(id) else { continue };
-            let read = t.files.read_usage(&mut self.buf, self.ticks).and_then(|mut r| {
-                if t.spec_age == 0 {
-                    t.files.read_spec(&mut self.buf, &mut t.spec)?;
-                    t.spec_age = SPEC_EVERY;
-                }
-                t.spec_age -= 1;
-                r.cpu_quota = t.spec.cpu_quota;
-                r.cpu_period = t.spec.cpu_period;
-                r.cpu_shares = t.spec.cpu_shares;
-                r.memory_limit = t.spec.memory_limit;
-                Ok(r)
-            });
+            let Some(t) = self.tracked.get_mut(id) else {
+                continue;
+            };
+            let read = t
+                .files
+                .read_usage(&mut self.buf, self.ticks)
+                .and_then(|mut r| {
+                    if t.spec_age == 0 {
+                        t.files.read_spec(&mut self.buf, &mut t.spec)?;
+                        t.spec_age = SPEC_EVERY;
+                    }
+                    t.spec_age -= 1;
+                    r.cpu_quota = t.spec.cpu_quota;
+                    r.cpu_period = t.spec.cpu_period;
+                    r.cpu_shares = t.spec.cpu_shares;
+                    r.memory_limit = t.spec.memory_limit;
+                    Ok(r)
+                });
             let reading: Reading = match read {
                 Ok(r) => r,
                 Err(e) => {
-                    if e.kind() != std::io::ErrorKind::NotFound && e.raw_os_error() != Some(libc::ENODEV) {
-                        self.problems.report(NAME, id, &format!("reading cgroup {cgroup} failed: {e}"));
+                    if e.kind() != std::io::ErrorKind::NotFound
+                        && e.raw_os_error() != Some(libc::ENODEV)
+                    {
+                        self.problems.report(
+                            NAME,
+                            id,
+                            &format!("reading cgroup {cgroup} failed: {e}"),
+                        );
                         failures += 1;
                     }
                     self.tracked.remove(id);
@@ -334,17 +376,25 @@ impl BlockingSampler for ContainerSampler {
             }
             self.network(id, &labels, &mut fams);
         }
-        Ok(Output { families: fams.all, partial_failures: failures })
+        Ok(Output {
+            families: fams.all,
+            partial_failures: failures,
+        })
     }
 }
 
 impl ContainerSampler {
     fn network(&mut self, id: &str, labels: &Labels, fams: &mut Families) {
-        let Some(t) = self.tracked.get_mut(id) else { return };
+        let Some(t) = self.tracked.get_mut(id) else {
+            return;
+        };
         if t.net.is_none() {
             return;
         }
-        let read = t.net.as_ref().map(|f| f.read_str(&mut self.buf).map(|s| s.to_string()));
+        let read = t
+            .net
+            .as_ref()
+            .map(|f| f.read_str(&mut self.buf).map(|s| s.to_string()));
         let text = match read {
             Some(Ok(text)) => text,
             _ => {
@@ -355,12 +405,17 @@ impl ContainerSampler {
             }
         };
         for line in text.lines().skip(2) {
-            let Some((dev, rest)) = line.split_once(':') else { continue };
+            let Some((dev, rest)) = line.split_once(':') else {
+                continue;
+            };
             let dev = dev.trim();
             if dev == "lo" {
                 continue;
             }
-            let v: Vec<f64> = rest.split_ascii_whitespace().filter_map(|x| x.parse().ok()).collect();
+            let v: Vec<f64> = rest
+                .split_ascii_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
             if v.len() < 16 {
                 continue;
             }
@@ -388,7 +443,11 @@ impl ContainerSampler {
 /// The cgroup root a path belongs to, for messages.
 pub fn describe_layout(paths: &Paths) -> String {
     let layout = Layout::detect(&paths.cgroup);
-    format!("cgroup v{} at {}", layout.version(), PathBuf::from(&paths.cgroup).display())
+    format!(
+        "cgroup v{} at {}",
+        layout.version(),
+        PathBuf::from(&paths.cgroup).display()
+    )
 }
 
 #[cfg(test)]
@@ -403,7 +462,8 @@ mod tests {
         let id2 = "b".repeat(64);
         let id3 = "c".repeat(64);
         std::fs::create_dir_all(root.path().join(format!("docker/{id1}"))).unwrap();
-        std::fs::create_dir_all(root.path().join(format!("system.slice/docker-{id2}.scope"))).unwrap();
+        std::fs::create_dir_all(root.path().join(format!("system.slice/docker-{id2}.scope")))
+            .unwrap();
         std::fs::create_dir_all(root.path().join(format!("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1_2.slice/cri-containerd-{id3}.scope"))).unwrap();
         std::fs::create_dir_all(root.path().join("system.slice/sshd.service")).unwrap();
         let mut found = HashMap::new();

@@ -30,8 +30,12 @@ impl Connection {
     /// A client that has negotiated its API version with the daemon.
     pub async fn client(&mut self) -> anyhow::Result<&Docker> {
         if self.client.is_none() {
-            let docker = Docker::connect_with_unix(&self.socket, self.timeout_secs, bollard::API_DEFAULT_VERSION)
-                .map_err(|e| anyhow::anyhow!("cannot use Docker socket {}: {e}", self.socket))?;
+            let docker = Docker::connect_with_unix(
+                &self.socket,
+                self.timeout_secs,
+                bollard::API_DEFAULT_VERSION,
+            )
+            .map_err(|e| anyhow::anyhow!("cannot use Docker socket {}: {e}", self.socket))?;
             let docker = docker
                 .negotiate_version()
                 .await
@@ -74,7 +78,10 @@ pub async fn get_json(socket: &str, path: &str) -> anyhow::Result<serde_json::Va
     let body = resp.into_body().collect().await?.to_bytes();
     driver.abort();
     if !status.is_success() {
-        anyhow::bail!("GET {path}: HTTP {status}: {}", String::from_utf8_lossy(&body).trim());
+        anyhow::bail!(
+            "GET {path}: HTTP {status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        );
     }
     Ok(serde_json::from_slice(&body)?)
 }

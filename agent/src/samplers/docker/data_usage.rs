@@ -40,7 +40,10 @@ fn num(v: &Value, key: &str) -> f64 {
 }
 
 fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 /// Reads either shape of the response: the per-object lists of API ≤ 1.51,
@@ -62,16 +65,23 @@ pub fn parse(v: &Value) -> [(&'static str, Usage); 4] {
             bytes: num(v, "LayersSize"),
             objects: list.len() as f64,
             active: list.iter().filter(|i| num(i, "Containers") > 0.0).count() as f64,
-            reclaimable_bytes: unused.map(|i| (num(i, "Size") - num(i, "SharedSize").max(0.0)).max(0.0)).sum(),
+            reclaimable_bytes: unused
+                .map(|i| (num(i, "Size") - num(i, "SharedSize").max(0.0)).max(0.0))
+                .sum(),
         }
     });
     let containers = summary("ContainerUsage").unwrap_or_else(|| {
         let list = items(v, "Containers");
-        let stopped = list.iter().filter(|c| c.get("State").and_then(Value::as_str) != Some("running"));
+        let stopped = list
+            .iter()
+            .filter(|c| c.get("State").and_then(Value::as_str) != Some("running"));
         Usage {
             bytes: list.iter().map(|c| num(c, "SizeRw")).sum(),
             objects: list.len() as f64,
-            active: list.iter().filter(|c| c.get("State").and_then(Value::as_str) == Some("running")).count() as f64,
+            active: list
+                .iter()
+                .filter(|c| c.get("State").and_then(Value::as_str) == Some("running"))
+                .count() as f64,
             reclaimable_bytes: stopped.map(|c| num(c, "SizeRw")).sum(),
         }
     });
@@ -81,8 +91,15 @@ pub fn parse(v: &Value) -> [(&'static str, Usage); 4] {
         Usage {
             bytes: list.iter().map(|vol| usage(vol, "Size").max(0.0)).sum(),
             objects: list.len() as f64,
-            active: list.iter().filter(|vol| usage(vol, "RefCount") > 0.0).count() as f64,
-            reclaimable_bytes: list.iter().filter(|vol| usage(vol, "RefCount") <= 0.0).map(|vol| usage(vol, "Size").max(0.0)).sum(),
+            active: list
+                .iter()
+                .filter(|vol| usage(vol, "RefCount") > 0.0)
+                .count() as f64,
+            reclaimable_bytes: list
+                .iter()
+                .filter(|vol| usage(vol, "RefCount") <= 0.0)
+                .map(|vol| usage(vol, "Size").max(0.0))
+                .sum(),
         }
     });
     let build_cache = summary("BuildCacheUsage").unwrap_or_else(|| {
@@ -90,20 +107,45 @@ pub fn parse(v: &Value) -> [(&'static str, Usage); 4] {
         let in_use = |b: &Value| b.get("InUse").and_then(Value::as_bool).unwrap_or(false);
         let shared = |b: &Value| b.get("Shared").and_then(Value::as_bool).unwrap_or(false);
         Usage {
-            bytes: list.iter().filter(|b| !shared(b)).map(|b| num(b, "Size")).sum(),
+            bytes: list
+                .iter()
+                .filter(|b| !shared(b))
+                .map(|b| num(b, "Size"))
+                .sum(),
             objects: list.len() as f64,
             active: list.iter().filter(|b| in_use(b)).count() as f64,
-            reclaimable_bytes: list.iter().filter(|b| !shared(b) && !in_use(b)).map(|b| num(b, "Size")).sum(),
+            reclaimable_bytes: list
+                .iter()
+                .filter(|b| !shared(b) && !in_use(b))
+                .map(|b| num(b, "Size"))
+                .sum(),
         }
     });
-    [("images", images), ("containers", containers), ("volumes", volumes), ("build_cache", build_cache)]
+    [
+        ("images", images),
+        ("containers", containers),
+        ("volumes", volumes),
+        ("build_cache", build_cache),
+    ]
 }
 
 pub fn families(usage: &[(&'static str, Usage); 4]) -> Vec<Family> {
-    let mut bytes = Family::gauge("lookout_docker_disk_usage_bytes", "Disk space Docker uses, by kind (from /system/df).");
-    let mut objects = Family::gauge("lookout_docker_disk_usage_objects", "Objects of each kind Docker holds (from /system/df).");
-    let mut active = Family::gauge("lookout_docker_disk_usage_active_objects", "Objects of each kind in use (from /system/df).");
-    let mut reclaimable = Family::gauge("lookout_docker_disk_usage_reclaimable_bytes", "Disk space that pruning unused objects would free, by kind.");
+    let mut bytes = Family::gauge(
+        "lookout_docker_disk_usage_bytes",
+        "Disk space Docker uses, by kind (from /system/df).",
+    );
+    let mut objects = Family::gauge(
+        "lookout_docker_disk_usage_objects",
+        "Objects of each kind Docker holds (from /system/df).",
+    );
+    let mut active = Family::gauge(
+        "lookout_docker_disk_usage_active_objects",
+        "Objects of each kind in use (from /system/df).",
+    );
+    let mut reclaimable = Family::gauge(
+        "lookout_docker_disk_usage_reclaimable_bytes",
+        "Disk space that pruning unused objects would free, by kind.",
+    );
     for (kind, u) in usage {
         let l = Labels::from_pairs([("type", *kind)]);
         bytes.push(l.clone(), u.bytes);
@@ -145,10 +187,42 @@ mod tests {
             "BuildCache": [{"Size": 30, "InUse": false, "Shared": false}, {"Size": 20, "InUse": true, "Shared": true}]
         });
         let [images, containers, volumes, cache] = parse(&v);
-        assert_eq!(images.1, Usage { bytes: 1000.0, objects: 2.0, active: 1.0, reclaimable_bytes: 300.0 });
-        assert_eq!(containers.1, Usage { bytes: 15.0, objects: 2.0, active: 1.0, reclaimable_bytes: 5.0 });
-        assert_eq!(volumes.1, Usage { bytes: 57.0, objects: 3.0, active: 1.0, reclaimable_bytes: 7.0 });
-        assert_eq!(cache.1, Usage { bytes: 30.0, objects: 2.0, active: 1.0, reclaimable_bytes: 30.0 });
+        assert_eq!(
+            images.1,
+            Usage {
+                bytes: 1000.0,
+                objects: 2.0,
+                active: 1.0,
+                reclaimable_bytes: 300.0
+            }
+        );
+        assert_eq!(
+            containers.1,
+            Usage {
+                bytes: 15.0,
+                objects: 2.0,
+                active: 1.0,
+                reclaimable_bytes: 5.0
+            }
+        );
+        assert_eq!(
+            volumes.1,
+            Usage {
+                bytes: 57.0,
+                objects: 3.0,
+                active: 1.0,
+                reclaimable_bytes: 7.0
+            }
+        );
+        assert_eq!(
+            cache.1,
+            Usage {
+                bytes: 30.0,
+                objects: 2.0,
+                active: 1.0,
+                reclaimable_bytes: 30.0
+            }
+        );
     }
 
     #[test]
@@ -160,7 +234,15 @@ mod tests {
             "BuildCacheUsage": {"ActiveCount": 0, "TotalCount": 1, "Reclaimable": 9, "TotalSize": 9}
         });
         let [images, _, _, cache] = parse(&v);
-        assert_eq!(images.1, Usage { bytes: 900.0, objects: 5.0, active: 2.0, reclaimable_bytes: 100.0 });
+        assert_eq!(
+            images.1,
+            Usage {
+                bytes: 900.0,
+                objects: 5.0,
+                active: 2.0,
+                reclaimable_bytes: 100.0
+            }
+        );
         assert_eq!(cache.1.bytes, 9.0);
         assert_eq!(families(&parse(&v))[0].samples.len(), 4);
     }

@@ -38,7 +38,11 @@ pub fn split_action(action: &str) -> (&str, Option<&str>) {
 pub fn event_labels(event: &str, detail: Option<&str>, attrs: &HashMap<String, String>) -> Labels {
     let a = |k: &str| attrs.get(k).map(String::as_str).unwrap_or("");
     let mut l = Labels::from_pairs([("event", event), ("name", a("name")), ("image", a("image"))]);
-    for (label, key) in [("namespace", "io.kubernetes.pod.namespace"), ("pod", "io.kubernetes.pod.name"), ("container", "io.kubernetes.container.name")] {
+    for (label, key) in [
+        ("namespace", "io.kubernetes.pod.namespace"),
+        ("pod", "io.kubernetes.pod.name"),
+        ("container", "io.kubernetes.container.name"),
+    ] {
         if let Some(v) = attrs.get(key) {
             l.set(label, v.as_str());
         }
@@ -64,7 +68,11 @@ impl Position {
             return false;
         }
         if time_nano == self.time_nano {
-            if self.at_same_time.iter().any(|(i, a)| i == id && a == action) {
+            if self
+                .at_same_time
+                .iter()
+                .any(|(i, a)| i == id && a == action)
+            {
                 return false;
             }
         } else {
@@ -85,7 +93,12 @@ impl Position {
 }
 
 /// Runs until cancelled.
-pub async fn follow(socket: String, registry: Arc<Registry>, dirty: Dirty, cancel: CancellationToken) {
+pub async fn follow(
+    socket: String,
+    registry: Arc<Registry>,
+    dirty: Dirty,
+    cancel: CancellationToken,
+) {
     let mut conn = Connection::new(&socket, Duration::from_secs(10));
     let mut position = Position::default();
     let mut backoff = Duration::from_millis(500);
@@ -101,7 +114,10 @@ pub async fn follow(socket: String, registry: Arc<Registry>, dirty: Dirty, cance
             Ok(c) => c,
             Err(e) => {
                 if !logged_down {
-                    tracing::warn!(sampler = NAME, "cannot follow Docker events: {e:#}; retrying");
+                    tracing::warn!(
+                        sampler = NAME,
+                        "cannot follow Docker events: {e:#}; retrying"
+                    );
                     logged_down = true;
                 }
                 conn.reset();
@@ -129,7 +145,11 @@ pub async fn follow(socket: String, registry: Arc<Registry>, dirty: Dirty, cance
                 .unwrap_or(0);
         }
         if logged_down || reconnects > 0 {
-            tracing::info!(sampler = NAME, "following Docker events again (resuming from {})", since.as_deref().unwrap_or("now"));
+            tracing::info!(
+                sampler = NAME,
+                "following Docker events again (resuming from {})",
+                since.as_deref().unwrap_or("now")
+            );
         }
         logged_down = false;
         publish_state(&registry, true, reconnects);
@@ -141,19 +161,29 @@ pub async fn follow(socket: String, registry: Arc<Registry>, dirty: Dirty, cance
             let event = match next {
                 Some(Ok(e)) => e,
                 Some(Err(e)) => {
-                    tracing::warn!(sampler = NAME, "Docker event stream broke: {e}; reconnecting");
+                    tracing::warn!(
+                        sampler = NAME,
+                        "Docker event stream broke: {e}; reconnecting"
+                    );
                     break;
                 }
                 None => {
-                    tracing::warn!(sampler = NAME, "Docker event stream ended (daemon restarting?); reconnecting");
+                    tracing::warn!(
+                        sampler = NAME,
+                        "Docker event stream ended (daemon restarting?); reconnecting"
+                    );
                     break;
                 }
             };
             backoff = Duration::from_millis(500);
-            let Some(actor) = event.actor.as_ref() else { continue };
+            let Some(actor) = event.actor.as_ref() else {
+                continue;
+            };
             let id = actor.id.clone().unwrap_or_default();
             let raw_action = event.action.clone().unwrap_or_default();
-            let time_nano = event.time_nano.unwrap_or_else(|| event.time.unwrap_or(0) * 1_000_000_000);
+            let time_nano = event
+                .time_nano
+                .unwrap_or_else(|| event.time.unwrap_or(0) * 1_000_000_000);
             if !position.advance(time_nano, &id, &raw_action) {
                 continue;
             }
@@ -163,7 +193,11 @@ pub async fn follow(socket: String, registry: Arc<Registry>, dirty: Dirty, cance
                 let empty = HashMap::new();
                 let attrs = actor.attributes.as_ref().unwrap_or(&empty);
                 let labels = event_labels(action, detail, attrs);
-                tracing::debug!(sampler = NAME, "container event {raw_action} for {}", labels.get("name").unwrap_or(""));
+                tracing::debug!(
+                    sampler = NAME,
+                    "container event {raw_action} for {}",
+                    labels.get("name").unwrap_or("")
+                );
                 registry.count(EVENTS_METRIC, EVENTS_HELP, labels, 1.0);
             }
         }
@@ -176,8 +210,18 @@ fn publish_state(registry: &Registry, connected: bool, reconnects: u64) {
     registry.publish(
         NAME,
         vec![
-            Family::single("lookout_docker_events_connected", "1 while the agent follows Docker's event stream.", MetricKind::Gauge, if connected { 1.0 } else { 0.0 }),
-            Family::single("lookout_docker_events_reconnects_total", "Times the event stream was lost and followed again.", MetricKind::Counter, reconnects as f64),
+            Family::single(
+                "lookout_docker_events_connected",
+                "1 while the agent follows Docker's event stream.",
+                MetricKind::Gauge,
+                if connected { 1.0 } else { 0.0 },
+            ),
+            Family::single(
+                "lookout_docker_events_reconnects_total",
+                "Times the event stream was lost and followed again.",
+                MetricKind::Counter,
+                reconnects as f64,
+            ),
         ],
     );
 }
@@ -188,17 +232,30 @@ mod tests {
 
     #[test]
     fn health_action_is_split() {
-        assert_eq!(split_action("health_status: unhealthy"), ("health_status", Some("unhealthy")));
+        assert_eq!(
+            split_action("health_status: unhealthy"),
+            ("health_status", Some("unhealthy"))
+        );
         assert_eq!(split_action("die"), ("die", None));
-        assert_eq!(split_action("exec_start: sh -c x"), ("exec_start", Some("sh -c x")));
+        assert_eq!(
+            split_action("exec_start: sh -c x"),
+            ("exec_start", Some("sh -c x"))
+        );
     }
 
     #[test]
     fn labels_carry_kubernetes_identity() {
-        let attrs: HashMap<String, String> = [("name", "k8s_app_web-1_default_uid_0"), ("image", "nginx"), ("io.kubernetes.pod.name", "web-1"), ("io.kubernetes.pod.namespace", "default"), ("io.kubernetes.container.name", "app"), ("exitCode", "137")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let attrs: HashMap<String, String> = [
+            ("name", "k8s_app_web-1_default_uid_0"),
+            ("image", "nginx"),
+            ("io.kubernetes.pod.name", "web-1"),
+            ("io.kubernetes.pod.namespace", "default"),
+            ("io.kubernetes.container.name", "app"),
+            ("exitCode", "137"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         let l = event_labels("die", None, &attrs);
         assert_eq!(l.get("pod"), Some("web-1"));
         assert_eq!(l.get("namespace"), Some("default"));

@@ -37,7 +37,10 @@ pub struct Dirty(Arc<Mutex<HashSet<String>>>);
 
 impl Dirty {
     pub fn mark(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string());
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string());
     }
     fn take(&self) -> HashSet<String> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
@@ -66,7 +69,13 @@ pub struct DockerSampler {
 }
 
 impl DockerSampler {
-    pub fn new(cfg: DockerConfig, paths: Paths, inventory: Inventory, dirty: Dirty, allowlist: Vec<String>) -> DockerSampler {
+    pub fn new(
+        cfg: DockerConfig,
+        paths: Paths,
+        inventory: Inventory,
+        dirty: Dirty,
+        allowlist: Vec<String>,
+    ) -> DockerSampler {
         DockerSampler {
             allowlist,
             conn: Connection::new(cfg.socket_path(), cfg.timeout),
@@ -84,15 +93,28 @@ impl DockerSampler {
         let info = client.info().await?;
         let version = client.version().await?;
         let api = self.conn.api_version().unwrap_or_default();
-        let mut info_fam = Family::gauge("lookout_docker_info", "The Docker daemon's version and set-up; the value is always 1.");
+        let mut info_fam = Family::gauge(
+            "lookout_docker_info",
+            "The Docker daemon's version and set-up; the value is always 1.",
+        );
         let s = |v: &Option<String>| v.clone().unwrap_or_default();
         info_fam.push(
             Labels::from_pairs([
                 ("version", s(&version.version)),
                 ("api_version", api.clone()),
                 ("storage_driver", s(&info.driver)),
-                ("cgroup_driver", info.cgroup_driver.map(|d| d.to_string()).unwrap_or_default()),
-                ("cgroup_version", info.cgroup_version.map(|d| d.to_string()).unwrap_or_default()),
+                (
+                    "cgroup_driver",
+                    info.cgroup_driver
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                ),
+                (
+                    "cgroup_version",
+                    info.cgroup_version
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                ),
                 ("root_dir", s(&info.docker_root_dir)),
                 ("kernel_version", s(&info.kernel_version)),
                 ("os", s(&info.operating_system)),
@@ -100,23 +122,42 @@ impl DockerSampler {
             1.0,
         );
         out.push(info_fam);
-        let mut counts = Family::gauge("lookout_docker_containers", "Containers by state (running, paused, stopped); their sum is all containers.");
-        for (state, v) in [("running", info.containers_running), ("paused", info.containers_paused), ("stopped", info.containers_stopped)] {
-            counts.push(Labels::from_pairs([("state", state)]), v.unwrap_or(0) as f64);
+        let mut counts = Family::gauge(
+            "lookout_docker_containers",
+            "Containers by state (running, paused, stopped); their sum is all containers.",
+        );
+        for (state, v) in [
+            ("running", info.containers_running),
+            ("paused", info.containers_paused),
+            ("stopped", info.containers_stopped),
+        ] {
+            counts.push(
+                Labels::from_pairs([("state", state)]),
+                v.unwrap_or(0) as f64,
+            );
         }
         out.push(counts);
-        out.push(Family::single("lookout_docker_images", "Images the daemon holds.", MetricKind::Gauge, info.images.unwrap_or(0) as f64));
+        out.push(Family::single(
+            "lookout_docker_images",
+            "Images the daemon holds.",
+            MetricKind::Gauge,
+            info.images.unwrap_or(0) as f64,
+        ));
         out.extend(devicemapper(&info));
         self.root_filesystem(&info, out).await;
 
         let listed = client
-            .list_containers(Some(ListContainersOptionsBuilder::default().all(true).build()))
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default().all(true).build(),
+            ))
             .await?;
         let dirty = self.dirty.take();
         let mut metas = Vec::with_capacity(listed.len());
         let mut keep = HashSet::new();
         for summary in &listed {
-            let Some(id) = summary.id.clone() else { continue };
+            let Some(id) = summary.id.clone() else {
+                continue;
+            };
             keep.insert(id.clone());
             let key = cache_key(summary);
             let fresh = match self.cache.get(&id) {
@@ -126,10 +167,20 @@ impl DockerSampler {
             if !fresh {
                 match client.inspect_container(&id, None).await {
                     Ok(inspect) => {
-                        self.cache.insert(id.clone(), Cached { key, at: Instant::now(), inspect });
+                        self.cache.insert(
+                            id.clone(),
+                            Cached {
+                                key,
+                                at: Instant::now(),
+                                inspect,
+                            },
+                        );
                     }
                     // Removed between list and inspect.
-                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => continue,
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        ..
+                    }) => continue,
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -150,27 +201,65 @@ impl DockerSampler {
     }
 
     async fn root_filesystem(&mut self, info: &SystemInfo, out: &mut Vec<Family>) {
-        let Some(root) = info.docker_root_dir.clone() else { return };
+        let Some(root) = info.docker_root_dir.clone() else {
+            return;
+        };
         let path: PathBuf = under_root(&self.paths.rootfs, &root);
-        let stats = tokio::time::timeout(self.cfg.timeout, tokio::task::spawn_blocking(move || crate::procfs::statvfs(&path))).await;
+        let stats = tokio::time::timeout(
+            self.cfg.timeout,
+            tokio::task::spawn_blocking(move || crate::procfs::statvfs(&path)),
+        )
+        .await;
         match stats {
             Ok(Ok(Ok(s))) => {
-                self.problems.clear(NAME, "rootfs", &format!("Docker root dir {root} is readable again"));
+                self.problems.clear(
+                    NAME,
+                    "rootfs",
+                    &format!("Docker root dir {root} is readable again"),
+                );
                 let l = Labels::from_pairs([("root_dir", root.as_str())]);
                 for (name, help, v) in [
-                    ("lookout_docker_data_size_bytes", "Size of the filesystem holding Docker's root dir.", s.size_bytes),
-                    ("lookout_docker_data_used_bytes", "Used space on the filesystem holding Docker's root dir.", s.size_bytes - s.free_bytes),
-                    ("lookout_docker_data_avail_bytes", "Space available to Docker on the filesystem holding its root dir.", s.avail_bytes),
-                    ("lookout_docker_data_files", "Inodes of the filesystem holding Docker's root dir.", s.files),
-                    ("lookout_docker_data_files_free", "Free inodes of the filesystem holding Docker's root dir.", s.files_free),
+                    (
+                        "lookout_docker_data_size_bytes",
+                        "Size of the filesystem holding Docker's root dir.",
+                        s.size_bytes,
+                    ),
+                    (
+                        "lookout_docker_data_used_bytes",
+                        "Used space on the filesystem holding Docker's root dir.",
+                        s.size_bytes - s.free_bytes,
+                    ),
+                    (
+                        "lookout_docker_data_avail_bytes",
+                        "Space available to Docker on the filesystem holding its root dir.",
+                        s.avail_bytes,
+                    ),
+                    (
+                        "lookout_docker_data_files",
+                        "Inodes of the filesystem holding Docker's root dir.",
+                        s.files,
+                    ),
+                    (
+                        "lookout_docker_data_files_free",
+                        "Free inodes of the filesystem holding Docker's root dir.",
+                        s.files_free,
+                    ),
                 ] {
                     let mut f = Family::gauge(name, help);
                     f.push(l.clone(), v as f64);
                     out.push(f);
                 }
             }
-            Ok(Ok(Err(e))) => self.problems.report(NAME, "rootfs", &format!("statfs of Docker root dir {root} failed: {e}")),
-            _ => self.problems.report(NAME, "rootfs", &format!("statfs of Docker root dir {root} did not answer in time")),
+            Ok(Ok(Err(e))) => self.problems.report(
+                NAME,
+                "rootfs",
+                &format!("statfs of Docker root dir {root} failed: {e}"),
+            ),
+            _ => self.problems.report(
+                NAME,
+                "rootfs",
+                &format!("statfs of Docker root dir {root} did not answer in time"),
+            ),
         }
     }
 }
@@ -179,7 +268,10 @@ impl DockerSampler {
 fn cache_key(s: &ContainerSummary) -> String {
     let state = s.state.map(|st| st.to_string()).unwrap_or_default();
     let status = s.status.as_deref().unwrap_or("");
-    let health = ["(healthy)", "(unhealthy)", "(health: starting)"].into_iter().find(|h| status.contains(h)).unwrap_or("");
+    let health = ["(healthy)", "(unhealthy)", "(health: starting)"]
+        .into_iter()
+        .find(|h| status.contains(h))
+        .unwrap_or("");
     format!("{state}{health}")
 }
 
@@ -188,10 +280,25 @@ fn meta_of(inspect: &ContainerInspectResponse, allowlist: &[String]) -> Containe
     let running = state.and_then(|s| s.running).unwrap_or(false);
     let mut meta = ContainerMeta {
         id: inspect.id.clone().unwrap_or_default(),
-        name: inspect.name.as_deref().unwrap_or("").trim_start_matches('/').to_string(),
-        image: inspect.config.as_ref().and_then(|c| c.image.clone()).unwrap_or_default(),
-        pid: state.and_then(|s| s.pid).filter(|p| running && *p > 0).map(|p| p as u32),
-        started_at: state.and_then(|s| s.started_at.as_deref()).and_then(parse_rfc3339).filter(|_| running),
+        name: inspect
+            .name
+            .as_deref()
+            .unwrap_or("")
+            .trim_start_matches('/')
+            .to_string(),
+        image: inspect
+            .config
+            .as_ref()
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default(),
+        pid: state
+            .and_then(|s| s.pid)
+            .filter(|p| running && *p > 0)
+            .map(|p| p as u32),
+        started_at: state
+            .and_then(|s| s.started_at.as_deref())
+            .and_then(parse_rfc3339)
+            .filter(|_| running),
         ..ContainerMeta::default()
     };
     if let Some(labels) = inspect.config.as_ref().and_then(|c| c.labels.as_ref()) {
@@ -200,7 +307,15 @@ fn meta_of(inspect: &ContainerInspectResponse, allowlist: &[String]) -> Containe
     meta
 }
 
-const STATES: [&str; 7] = ["created", "running", "paused", "restarting", "removing", "exited", "dead"];
+const STATES: [&str; 7] = [
+    "created",
+    "running",
+    "paused",
+    "restarting",
+    "removing",
+    "exited",
+    "dead",
+];
 const HEALTH: [&str; 3] = ["starting", "healthy", "unhealthy"];
 
 struct PerContainer {
@@ -217,40 +332,91 @@ struct PerContainer {
 impl PerContainer {
     fn new() -> Self {
         PerContainer {
-            state: Family::gauge("lookout_docker_container_state", "1 for the container's current state, 0 for the others."),
-            health: Family::gauge("lookout_docker_container_health_status", "1 for the container's current health, 0 for the others; only for containers with a health check."),
-            restarts: Family::gauge("lookout_docker_container_restarts", "Times Docker restarted the container (its RestartCount)."),
-            exit_code: Family::gauge("lookout_docker_container_exit_code", "Exit code of the container's last run."),
-            oom_killed: Family::gauge("lookout_docker_container_oom_killed", "1 if the container's last run was killed for lack of memory."),
-            created: Family::gauge("lookout_docker_container_created_timestamp_seconds", "When the container was created."),
-            started: Family::gauge("lookout_docker_container_started_timestamp_seconds", "When the running container last started."),
-            info: Family::gauge("lookout_docker_container_info", "The container's creation parameters; the value is always 1."),
+            state: Family::gauge(
+                "lookout_docker_container_state",
+                "1 for the container's current state, 0 for the others.",
+            ),
+            health: Family::gauge(
+                "lookout_docker_container_health_status",
+                "1 for the container's current health, 0 for the others; only for containers with a health check.",
+            ),
+            restarts: Family::gauge(
+                "lookout_docker_container_restarts",
+                "Times Docker restarted the container (its RestartCount).",
+            ),
+            exit_code: Family::gauge(
+                "lookout_docker_container_exit_code",
+                "Exit code of the container's last run.",
+            ),
+            oom_killed: Family::gauge(
+                "lookout_docker_container_oom_killed",
+                "1 if the container's last run was killed for lack of memory.",
+            ),
+            created: Family::gauge(
+                "lookout_docker_container_created_timestamp_seconds",
+                "When the container was created.",
+            ),
+            started: Family::gauge(
+                "lookout_docker_container_started_timestamp_seconds",
+                "When the running container last started.",
+            ),
+            info: Family::gauge(
+                "lookout_docker_container_info",
+                "The container's creation parameters; the value is always 1.",
+            ),
         }
     }
 
     fn add(&mut self, inspect: &ContainerInspectResponse, meta: &ContainerMeta) {
-        let mut l = Labels::from_pairs([("id", meta.id.as_str()), ("name", meta.name.as_str()), ("image", meta.image.as_str())]);
-        for (k, v) in [("namespace", &meta.namespace), ("pod", &meta.pod), ("container", &meta.container)] {
+        let mut l = Labels::from_pairs([
+            ("id", meta.id.as_str()),
+            ("name", meta.name.as_str()),
+            ("image", meta.image.as_str()),
+        ]);
+        for (k, v) in [
+            ("namespace", &meta.namespace),
+            ("pod", &meta.pod),
+            ("container", &meta.container),
+        ] {
             if let Some(v) = v {
                 l.set(k, v.as_str());
             }
         }
         let state = inspect.state.as_ref();
-        let current = state.and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_default();
+        let current = state
+            .and_then(|s| s.status)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
         for s in STATES {
-            self.state.push(l.with("state", s), if s == current { 1.0 } else { 0.0 });
+            self.state
+                .push(l.with("state", s), if s == current { 1.0 } else { 0.0 });
         }
-        if let Some(h) = state.and_then(|s| s.health.as_ref()).and_then(|h| h.status).map(|h| h.to_string())
+        if let Some(h) = state
+            .and_then(|s| s.health.as_ref())
+            .and_then(|h| h.status)
+            .map(|h| h.to_string())
             && h != "none"
             && !h.is_empty()
         {
             for s in HEALTH {
-                self.health.push(l.with("health", s), if s == h { 1.0 } else { 0.0 });
+                self.health
+                    .push(l.with("health", s), if s == h { 1.0 } else { 0.0 });
             }
         }
-        self.restarts.push(l.clone(), inspect.restart_count.unwrap_or(0) as f64);
-        self.exit_code.push(l.clone(), state.and_then(|s| s.exit_code).unwrap_or(0) as f64);
-        self.oom_killed.push(l.clone(), if state.and_then(|s| s.oom_killed).unwrap_or(false) { 1.0 } else { 0.0 });
+        self.restarts
+            .push(l.clone(), inspect.restart_count.unwrap_or(0) as f64);
+        self.exit_code.push(
+            l.clone(),
+            state.and_then(|s| s.exit_code).unwrap_or(0) as f64,
+        );
+        self.oom_killed.push(
+            l.clone(),
+            if state.and_then(|s| s.oom_killed).unwrap_or(false) {
+                1.0
+            } else {
+                0.0
+            },
+        );
         if let Some(t) = inspect.created.as_deref().and_then(parse_rfc3339) {
             self.created.push(l.clone(), t);
         }
@@ -267,7 +433,11 @@ impl PerContainer {
             })
             .map(|c| format!("{c}"))
             .unwrap_or_default();
-        let memory_limit = host.and_then(|h| h.memory).filter(|m| *m > 0).map(|m| m.to_string()).unwrap_or_default();
+        let memory_limit = host
+            .and_then(|h| h.memory)
+            .filter(|m| *m > 0)
+            .map(|m| m.to_string())
+            .unwrap_or_default();
         let restart_policy = host
             .and_then(|h| h.restart_policy.as_ref())
             .and_then(|r| r.name)
@@ -276,7 +446,14 @@ impl PerContainer {
             .unwrap_or_else(|| "no".to_string());
         let config = inspect.config.as_ref();
         let command: Vec<String> = config
-            .map(|c| c.entrypoint.iter().flatten().chain(c.cmd.iter().flatten()).cloned().collect())
+            .map(|c| {
+                c.entrypoint
+                    .iter()
+                    .flatten()
+                    .chain(c.cmd.iter().flatten())
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         self.info.push(
             l.with("command", command.join(" "))
@@ -288,7 +465,16 @@ impl PerContainer {
     }
 
     fn families(self) -> Vec<Family> {
-        vec![self.state, self.health, self.restarts, self.exit_code, self.oom_killed, self.created, self.started, self.info]
+        vec![
+            self.state,
+            self.health,
+            self.restarts,
+            self.exit_code,
+            self.oom_killed,
+            self.created,
+            self.started,
+            self.info,
+        ]
     }
 }
 
@@ -301,18 +487,27 @@ fn devicemapper(info: &SystemInfo) -> Vec<Family> {
     }
     let mut out = Vec::new();
     for pair in info.driver_status.iter().flatten() {
-        let [key, value] = pair.as_slice() else { continue };
+        let [key, value] = pair.as_slice() else {
+            continue;
+        };
         let name = match key.as_str() {
             "Data Space Used" => "lookout_docker_devicemapper_data_space_used_bytes",
             "Data Space Total" => "lookout_docker_devicemapper_data_space_total_bytes",
             "Data Space Available" => "lookout_docker_devicemapper_data_space_available_bytes",
             "Metadata Space Used" => "lookout_docker_devicemapper_metadata_space_used_bytes",
             "Metadata Space Total" => "lookout_docker_devicemapper_metadata_space_total_bytes",
-            "Metadata Space Available" => "lookout_docker_devicemapper_metadata_space_available_bytes",
+            "Metadata Space Available" => {
+                "lookout_docker_devicemapper_metadata_space_available_bytes"
+            }
             _ => continue,
         };
         if let Some(bytes) = parse_human_size(value) {
-            out.push(Family::single(name, format!("Devicemapper {key}, from the daemon's DriverStatus."), MetricKind::Gauge, bytes));
+            out.push(Family::single(
+                name,
+                format!("Devicemapper {key}, from the daemon's DriverStatus."),
+                MetricKind::Gauge,
+                bytes,
+            ));
         }
     }
     out
@@ -321,7 +516,9 @@ fn devicemapper(info: &SystemInfo) -> Vec<Family> {
 /// Parses Docker's human sizes ("1.2 GB", "512 kB", "10B"): decimal units.
 pub fn parse_human_size(s: &str) -> Option<f64> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
     let n: f64 = number.parse().ok()?;
     let mult = match unit.trim().to_ascii_lowercase().as_str() {
@@ -349,18 +546,28 @@ impl AsyncSampler for DockerSampler {
         let mut out = Vec::with_capacity(24);
         let up = match self.sample_daemon(&mut out).await {
             Ok(()) => {
-                self.problems.clear(NAME, "down", &format!("Docker at {} answers again", self.conn.socket()));
+                self.problems.clear(
+                    NAME,
+                    "down",
+                    &format!("Docker at {} answers again", self.conn.socket()),
+                );
                 true
             }
             Err(e) => {
-                self.problems.report(NAME, "down", &format!("{e:#}; lookout_docker_up is 0"));
+                self.problems
+                    .report(NAME, "down", &format!("{e:#}; lookout_docker_up is 0"));
                 // Renegotiate next time: the daemon may have been upgraded.
                 self.conn.reset();
                 out.clear();
                 false
             }
         };
-        out.push(Family::single("lookout_docker_up", "1 if the Docker daemon answered the last sampling.", MetricKind::Gauge, if up { 1.0 } else { 0.0 }));
+        out.push(Family::single(
+            "lookout_docker_up",
+            "1 if the Docker daemon answered the last sampling.",
+            MetricKind::Gauge,
+            if up { 1.0 } else { 0.0 },
+        ));
         Ok(Output::new(out))
     }
 }
@@ -391,10 +598,23 @@ mod tests {
             ..SystemInfo::default()
         };
         let fams = devicemapper(&info);
-        let v = |n: &str| fams.iter().find(|f| f.name == n).map(|f| f.samples[0].value);
-        assert_eq!(v("lookout_docker_devicemapper_data_space_used_bytes"), Some(1.5e9));
-        assert_eq!(v("lookout_docker_devicemapper_data_space_total_bytes"), Some(1e10));
-        assert_eq!(v("lookout_docker_devicemapper_metadata_space_available_bytes"), Some(2e6));
+        let v = |n: &str| {
+            fams.iter()
+                .find(|f| f.name == n)
+                .map(|f| f.samples[0].value)
+        };
+        assert_eq!(
+            v("lookout_docker_devicemapper_data_space_used_bytes"),
+            Some(1.5e9)
+        );
+        assert_eq!(
+            v("lookout_docker_devicemapper_data_space_total_bytes"),
+            Some(1e10)
+        );
+        assert_eq!(
+            v("lookout_docker_devicemapper_metadata_space_available_bytes"),
+            Some(2e6)
+        );
         info.driver = Some("overlay2".into());
         assert!(devicemapper(&info).is_empty());
     }

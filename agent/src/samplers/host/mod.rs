@@ -129,7 +129,11 @@ impl HostSampler {
                 Ok(f) => slot.1 = Some(f),
                 Err(e) => {
                     if source.required() {
-                        self.problems.report(NAME, &format!("{source:?}"), &format!("cannot open {}: {e}", path.display()));
+                        self.problems.report(
+                            NAME,
+                            &format!("{source:?}"),
+                            &format!("cannot open {}: {e}", path.display()),
+                        );
                     }
                     return false;
                 }
@@ -138,14 +142,22 @@ impl HostSampler {
         let file = slot.1.as_ref().expect("opened above");
         match file.read(&mut self.buf) {
             Ok(()) => {
-                self.problems.clear(NAME, &format!("{source:?}"), &format!("{} is readable again", file.path().display()));
+                self.problems.clear(
+                    NAME,
+                    &format!("{source:?}"),
+                    &format!("{} is readable again", file.path().display()),
+                );
                 true
             }
             Err(e) => {
                 // Pressure files exist but fail with EOPNOTSUPP when PSI is
                 // off; that is not a problem to report.
                 if source.required() {
-                    self.problems.report(NAME, &format!("{source:?}"), &format!("cannot read {}: {e}", file.path().display()));
+                    self.problems.report(
+                        NAME,
+                        &format!("{source:?}"),
+                        &format!("cannot read {}: {e}", file.path().display()),
+                    );
                 }
                 slot.1 = None;
                 false
@@ -164,19 +176,31 @@ impl HostSampler {
         let mounts = parse::mounts(self.text());
         const FS: [(&str, &str); 5] = [
             ("node_filesystem_size_bytes", "Filesystem size in bytes."),
-            ("node_filesystem_free_bytes", "Filesystem free space in bytes."),
-            ("node_filesystem_avail_bytes", "Filesystem space available to non-root users in bytes."),
+            (
+                "node_filesystem_free_bytes",
+                "Filesystem free space in bytes.",
+            ),
+            (
+                "node_filesystem_avail_bytes",
+                "Filesystem space available to non-root users in bytes.",
+            ),
             ("node_filesystem_files", "Filesystem total file nodes."),
-            ("node_filesystem_files_free", "Filesystem total free file nodes."),
+            (
+                "node_filesystem_files_free",
+                "Filesystem total free file nodes.",
+            ),
         ];
         let mut fams: Vec<Family> = FS.iter().map(|(n, h)| Family::gauge(*n, *h)).collect();
-        let mut readonly = Family::gauge("node_filesystem_readonly", "Filesystem read-only status.");
+        let mut readonly =
+            Family::gauge("node_filesystem_readonly", "Filesystem read-only status.");
         let mut device_error = Family::gauge(
             "node_filesystem_device_error",
             "Whether an error occurred while getting statistics for the given device.",
         );
         for m in mounts {
-            if self.exclude_fstypes.is_match(&m.fstype) || self.exclude_mountpoints.is_match(&m.mountpoint) {
+            if self.exclude_fstypes.is_match(&m.fstype)
+                || self.exclude_mountpoints.is_match(&m.mountpoint)
+            {
                 continue;
             }
             let labels = Labels::from_pairs([
@@ -185,21 +209,41 @@ impl HostSampler {
                 ("mountpoint", m.mountpoint.as_str()),
             ]);
             let path = under_root(&self.paths.rootfs, &m.mountpoint);
-            match self.statfs.statfs(&m.mountpoint, path, self.cfg.mount_timeout) {
+            match self
+                .statfs
+                .statfs(&m.mountpoint, path, self.cfg.mount_timeout)
+            {
                 Answer::Stats(s) => {
-                    let values = [s.size_bytes, s.free_bytes, s.avail_bytes, s.files, s.files_free];
+                    let values = [
+                        s.size_bytes,
+                        s.free_bytes,
+                        s.avail_bytes,
+                        s.files,
+                        s.files_free,
+                    ];
                     for (f, v) in fams.iter_mut().zip(values) {
                         f.push(labels.clone(), v as f64);
                     }
-                    readonly.push(labels.clone(), if m.readonly || s.readonly { 1.0 } else { 0.0 });
+                    readonly.push(
+                        labels.clone(),
+                        if m.readonly || s.readonly { 1.0 } else { 0.0 },
+                    );
                     device_error.push(labels, 0.0);
-                    self.problems.clear(NAME, &m.mountpoint, &format!("filesystem {} answers again", m.mountpoint));
+                    self.problems.clear(
+                        NAME,
+                        &m.mountpoint,
+                        &format!("filesystem {} answers again", m.mountpoint),
+                    );
                 }
                 Answer::Error(e) => {
                     // Mounts that vanish between reading the table and
                     // statfs are normal churn, not errors.
                     if e.kind() != std::io::ErrorKind::NotFound {
-                        self.problems.report(NAME, &m.mountpoint, &format!("statfs {} failed: {e}", m.mountpoint));
+                        self.problems.report(
+                            NAME,
+                            &m.mountpoint,
+                            &format!("statfs {} failed: {e}", m.mountpoint),
+                        );
                         readonly.push(labels.clone(), if m.readonly { 1.0 } else { 0.0 });
                         device_error.push(labels, 1.0);
                     }
@@ -229,11 +273,18 @@ impl HostSampler {
             return;
         }
         let devices = parse::netdev(self.buf.as_str(), &self.exclude_interfaces, out);
-        let mut up = Family::gauge("node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.");
+        let mut up = Family::gauge(
+            "node_network_up",
+            "Value is 1 if operstate is 'up', 0 otherwise.",
+        );
         let class = self.paths.sys.join("class/net");
         for dev in devices {
-            let state = std::fs::read_to_string(class.join(&dev).join("operstate")).unwrap_or_default();
-            up.push(Labels::from_pairs([("device", dev.as_str())]), if state.trim() == "up" { 1.0 } else { 0.0 });
+            let state =
+                std::fs::read_to_string(class.join(&dev).join("operstate")).unwrap_or_default();
+            up.push(
+                Labels::from_pairs([("device", dev.as_str())]),
+                if state.trim() == "up" { 1.0 } else { 0.0 },
+            );
         }
         out.push(up);
     }
@@ -271,13 +322,31 @@ impl BlockingSampler for HostSampler {
         if self.read(Source::FileNr) {
             let mut f = self.text().split_ascii_whitespace();
             if let (Some(alloc), Some(_), Some(max)) = (f.next(), f.next(), f.next()) {
-                out.push(Family::single("node_filefd_allocated", "File descriptor statistics: allocated.", MetricKind::Gauge, alloc.parse().unwrap_or(0.0)));
-                out.push(Family::single("node_filefd_maximum", "File descriptor statistics: maximum.", MetricKind::Gauge, max.parse().unwrap_or(0.0)));
+                out.push(Family::single(
+                    "node_filefd_allocated",
+                    "File descriptor statistics: allocated.",
+                    MetricKind::Gauge,
+                    alloc.parse().unwrap_or(0.0),
+                ));
+                out.push(Family::single(
+                    "node_filefd_maximum",
+                    "File descriptor statistics: maximum.",
+                    MetricKind::Gauge,
+                    max.parse().unwrap_or(0.0),
+                ));
             }
         }
         for (source, name, help) in [
-            (Source::ConntrackCount, "node_nf_conntrack_entries", "Number of currently allocated flow entries for connection tracking."),
-            (Source::ConntrackMax, "node_nf_conntrack_entries_limit", "Maximum size of connection tracking table."),
+            (
+                Source::ConntrackCount,
+                "node_nf_conntrack_entries",
+                "Number of currently allocated flow entries for connection tracking.",
+            ),
+            (
+                Source::ConntrackMax,
+                "node_nf_conntrack_entries_limit",
+                "Maximum size of connection tracking table.",
+            ),
         ] {
             if self.read(source)
                 && let Ok(v) = self.text().trim().parse::<f64>()
@@ -314,10 +383,17 @@ fn uname_info() -> Option<Family> {
         return None;
     }
     let field = |f: &[libc::c_char]| -> String {
-        let bytes: Vec<u8> = f.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
-    let mut fam = Family::gauge("node_uname_info", "Labeled system information as provided by the uname system call.");
+    let mut fam = Family::gauge(
+        "node_uname_info",
+        "Labeled system information as provided by the uname system call.",
+    );
     fam.push(
         Labels::from_pairs([
             ("domainname", field(&u.domainname)),
@@ -342,12 +418,31 @@ fn timex() -> Vec<Family> {
         return Vec::new();
     }
     let nano = t.status & libc::STA_NANO != 0;
-    let offset = if nano { t.offset as f64 / 1e9 } else { t.offset as f64 / 1e6 };
+    let offset = if nano {
+        t.offset as f64 / 1e9
+    } else {
+        t.offset as f64 / 1e6
+    };
     let synced = state != libc::TIME_ERROR && t.status & libc::STA_UNSYNC == 0;
     vec![
-        Family::single("node_timex_offset_seconds", "Time offset in between local system and reference clock.", MetricKind::Gauge, offset),
-        Family::single("node_timex_maxerror_seconds", "Maximum error in seconds.", MetricKind::Gauge, t.maxerror as f64 / 1e6),
-        Family::single("node_timex_sync_status", "Is clock synchronized to a reliable server (1 = yes, 0 = no).", MetricKind::Gauge, if synced { 1.0 } else { 0.0 }),
+        Family::single(
+            "node_timex_offset_seconds",
+            "Time offset in between local system and reference clock.",
+            MetricKind::Gauge,
+            offset,
+        ),
+        Family::single(
+            "node_timex_maxerror_seconds",
+            "Maximum error in seconds.",
+            MetricKind::Gauge,
+            t.maxerror as f64 / 1e6,
+        ),
+        Family::single(
+            "node_timex_sync_status",
+            "Is clock synchronized to a reliable server (1 = yes, 0 = no).",
+            MetricKind::Gauge,
+            if synced { 1.0 } else { 0.0 },
+        ),
     ]
 }
 
@@ -360,13 +455,35 @@ mod tests {
         let mut s = HostSampler::new(HostConfig::default(), Paths::default()).unwrap();
         let out = s.sample(SystemTime::now()).unwrap();
         assert_eq!(out.partial_failures, 0);
-        let names: Vec<&str> = out.families.iter().filter(|f| !f.samples.is_empty()).map(|f| f.name.as_str()).collect();
-        for n in ["node_cpu_seconds_total", "node_memory_MemTotal_bytes", "node_memory_SwapTotal_bytes", "node_load1", "node_boot_time_seconds", "node_filesystem_size_bytes", "node_network_receive_bytes_total", "node_uname_info", "node_time_seconds"] {
+        let names: Vec<&str> = out
+            .families
+            .iter()
+            .filter(|f| !f.samples.is_empty())
+            .map(|f| f.name.as_str())
+            .collect();
+        for n in [
+            "node_cpu_seconds_total",
+            "node_memory_MemTotal_bytes",
+            "node_memory_SwapTotal_bytes",
+            "node_load1",
+            "node_boot_time_seconds",
+            "node_filesystem_size_bytes",
+            "node_network_receive_bytes_total",
+            "node_uname_info",
+            "node_time_seconds",
+        ] {
             assert!(names.contains(&n), "{n} missing");
         }
         // The root filesystem is reported, pseudo filesystems are not.
-        let fs = out.families.iter().find(|f| f.name == "node_filesystem_size_bytes").unwrap();
-        assert!(fs.samples.iter().all(|s| !matches!(s.labels.get("fstype"), Some("proc" | "sysfs" | "cgroup" | "tmpfs_never"))));
+        let fs = out
+            .families
+            .iter()
+            .find(|f| f.name == "node_filesystem_size_bytes")
+            .unwrap();
+        assert!(fs.samples.iter().all(|s| !matches!(
+            s.labels.get("fstype"),
+            Some("proc" | "sysfs" | "cgroup" | "tmpfs_never")
+        )));
         // Names are unique across the sampler's families.
         let mut sorted = names.clone();
         sorted.sort();
@@ -376,7 +493,10 @@ mod tests {
 
     #[test]
     fn missing_proc_is_reported_as_partial_failure_not_panic() {
-        let paths = Paths { proc: "/nonexistent-proc".into(), ..Paths::default() };
+        let paths = Paths {
+            proc: "/nonexistent-proc".into(),
+            ..Paths::default()
+        };
         let mut s = HostSampler::new(HostConfig::default(), paths).unwrap();
         let out = s.sample(SystemTime::now()).unwrap();
         assert_eq!(out.partial_failures, 3);

@@ -48,12 +48,32 @@ pub fn stat(text: &str, ticks_per_second: f64, out: &mut Vec<Family>) {
         let first = fields.next().and_then(|f| f.parse::<f64>().ok());
         let Some(v) = first else { continue };
         let (name, help, counter) = match key {
-            "intr" => ("node_intr_total", "Total number of interrupts serviced.", true),
-            "ctxt" => ("node_context_switches_total", "Total number of context switches.", true),
-            "btime" => ("node_boot_time_seconds", "Node boot time, in unixtime.", false),
+            "intr" => (
+                "node_intr_total",
+                "Total number of interrupts serviced.",
+                true,
+            ),
+            "ctxt" => (
+                "node_context_switches_total",
+                "Total number of context switches.",
+                true,
+            ),
+            "btime" => (
+                "node_boot_time_seconds",
+                "Node boot time, in unixtime.",
+                false,
+            ),
             "processes" => ("node_forks_total", "Total number of forks.", true),
-            "procs_running" => ("node_procs_running", "Number of processes in runnable state.", false),
-            "procs_blocked" => ("node_procs_blocked", "Number of processes blocked waiting for I/O to complete.", false),
+            "procs_running" => (
+                "node_procs_running",
+                "Number of processes in runnable state.",
+                false,
+            ),
+            "procs_blocked" => (
+                "node_procs_blocked",
+                "Number of processes blocked waiting for I/O to complete.",
+                false,
+            ),
             _ => continue,
         };
         let kind = if counter {
@@ -73,9 +93,13 @@ pub fn stat(text: &str, ticks_per_second: f64, out: &mut Vec<Family>) {
 /// node_exporter names them.
 pub fn meminfo(text: &str, out: &mut Vec<Family>) {
     for line in text.lines() {
-        let Some((key, rest)) = line.split_once(':') else { continue };
+        let Some((key, rest)) = line.split_once(':') else {
+            continue;
+        };
         let mut parts = rest.split_ascii_whitespace();
-        let Some(v) = parts.next().and_then(|v| v.parse::<f64>().ok()) else { continue };
+        let Some(v) = parts.next().and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
         let key = key.replace('(', "_").replace(')', "");
         let (name, value) = match parts.next() {
             Some("kB") => (format!("node_memory_{key}_bytes"), v * 1024.0),
@@ -99,7 +123,12 @@ pub fn loadavg(text: &str, out: &mut Vec<Family>) {
         ("node_load15", "15m load average."),
     ] {
         if let Some(v) = f.next().and_then(|v| v.parse::<f64>().ok()) {
-            out.push(Family::single(name, help, lookout_protocol::MetricKind::Gauge, v));
+            out.push(Family::single(
+                name,
+                help,
+                lookout_protocol::MetricKind::Gauge,
+                v,
+            ));
         }
     }
 }
@@ -108,23 +137,125 @@ pub fn loadavg(text: &str, out: &mut Vec<Family>) {
 pub fn diskstats(text: &str, exclude: &Regex, out: &mut Vec<Family>) {
     // (index after the device name, metric, help, scale, counter)
     const FIELDS: [(usize, &str, &str, f64, bool); 17] = [
-        (0, "node_disk_reads_completed_total", "The total number of reads completed successfully.", 1.0, true),
-        (1, "node_disk_reads_merged_total", "The total number of reads merged.", 1.0, true),
-        (2, "node_disk_read_bytes_total", "The total number of bytes read successfully.", 512.0, true),
-        (3, "node_disk_read_time_seconds_total", "The total number of seconds spent by all reads.", 0.001, true),
-        (4, "node_disk_writes_completed_total", "The total number of writes completed successfully.", 1.0, true),
-        (5, "node_disk_writes_merged_total", "The number of writes merged.", 1.0, true),
-        (6, "node_disk_written_bytes_total", "The total number of bytes written successfully.", 512.0, true),
-        (7, "node_disk_write_time_seconds_total", "This is the total number of seconds spent by all writes.", 0.001, true),
-        (8, "node_disk_io_now", "The number of I/Os currently in progress.", 1.0, false),
-        (9, "node_disk_io_time_seconds_total", "Total seconds spent doing I/Os.", 0.001, true),
-        (10, "node_disk_io_time_weighted_seconds_total", "The weighted number of seconds spent doing I/Os.", 0.001, true),
-        (11, "node_disk_discards_completed_total", "The total number of discards completed successfully.", 1.0, true),
-        (12, "node_disk_discards_merged_total", "The total number of discards merged.", 1.0, true),
-        (13, "node_disk_discarded_sectors_total", "The total number of sectors discarded successfully.", 1.0, true),
-        (14, "node_disk_discard_time_seconds_total", "This is the total number of seconds spent by all discards.", 0.001, true),
-        (15, "node_disk_flush_requests_total", "The total number of flush requests completed successfully.", 1.0, true),
-        (16, "node_disk_flush_requests_time_seconds_total", "This is the total number of seconds spent by all flush requests.", 0.001, true),
+        (
+            0,
+            "node_disk_reads_completed_total",
+            "The total number of reads completed successfully.",
+            1.0,
+            true,
+        ),
+        (
+            1,
+            "node_disk_reads_merged_total",
+            "The total number of reads merged.",
+            1.0,
+            true,
+        ),
+        (
+            2,
+            "node_disk_read_bytes_total",
+            "The total number of bytes read successfully.",
+            512.0,
+            true,
+        ),
+        (
+            3,
+            "node_disk_read_time_seconds_total",
+            "The total number of seconds spent by all reads.",
+            0.001,
+            true,
+        ),
+        (
+            4,
+            "node_disk_writes_completed_total",
+            "The total number of writes completed successfully.",
+            1.0,
+            true,
+        ),
+        (
+            5,
+            "node_disk_writes_merged_total",
+            "The number of writes merged.",
+            1.0,
+            true,
+        ),
+        (
+            6,
+            "node_disk_written_bytes_total",
+            "The total number of bytes written successfully.",
+            512.0,
+            true,
+        ),
+        (
+            7,
+            "node_disk_write_time_seconds_total",
+            "This is the total number of seconds spent by all writes.",
+            0.001,
+            true,
+        ),
+        (
+            8,
+            "node_disk_io_now",
+            "The number of I/Os currently in progress.",
+            1.0,
+            false,
+        ),
+        (
+            9,
+            "node_disk_io_time_seconds_total",
+            "Total seconds spent doing I/Os.",
+            0.001,
+            true,
+        ),
+        (
+            10,
+            "node_disk_io_time_weighted_seconds_total",
+            "The weighted number of seconds spent doing I/Os.",
+            0.001,
+            true,
+        ),
+        (
+            11,
+            "node_disk_discards_completed_total",
+            "The total number of discards completed successfully.",
+            1.0,
+            true,
+        ),
+        (
+            12,
+            "node_disk_discards_merged_total",
+            "The total number of discards merged.",
+            1.0,
+            true,
+        ),
+        (
+            13,
+            "node_disk_discarded_sectors_total",
+            "The total number of sectors discarded successfully.",
+            1.0,
+            true,
+        ),
+        (
+            14,
+            "node_disk_discard_time_seconds_total",
+            "This is the total number of seconds spent by all discards.",
+            0.001,
+            true,
+        ),
+        (
+            15,
+            "node_disk_flush_requests_total",
+            "The total number of flush requests completed successfully.",
+            1.0,
+            true,
+        ),
+        (
+            16,
+            "node_disk_flush_requests_time_seconds_total",
+            "This is the total number of seconds spent by all flush requests.",
+            0.001,
+            true,
+        ),
     ];
     let mut fams: Vec<Family> = FIELDS
         .iter()
@@ -138,7 +269,8 @@ pub fn diskstats(text: &str, exclude: &Regex, out: &mut Vec<Family>) {
         .collect();
     for line in text.lines() {
         let mut parts = line.split_ascii_whitespace();
-        let (Some(_major), Some(_minor), Some(dev)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(_major), Some(_minor), Some(dev)) = (parts.next(), parts.next(), parts.next())
+        else {
             continue;
         };
         if exclude.is_match(dev) {
@@ -157,24 +289,57 @@ pub fn diskstats(text: &str, exclude: &Regex, out: &mut Vec<Family>) {
 
 /// `/proc/net/dev`: per-interface receive and transmit counters.
 pub fn netdev(text: &str, exclude: &Regex, out: &mut Vec<Family>) -> Vec<String> {
-    const RX: [&str; 8] = ["bytes", "packets", "errs", "drop", "fifo", "frame", "compressed", "multicast"];
-    const TX: [&str; 8] = ["bytes", "packets", "errs", "drop", "fifo", "colls", "carrier", "compressed"];
+    const RX: [&str; 8] = [
+        "bytes",
+        "packets",
+        "errs",
+        "drop",
+        "fifo",
+        "frame",
+        "compressed",
+        "multicast",
+    ];
+    const TX: [&str; 8] = [
+        "bytes",
+        "packets",
+        "errs",
+        "drop",
+        "fifo",
+        "colls",
+        "carrier",
+        "compressed",
+    ];
     let mut rx: Vec<Family> = RX
         .iter()
-        .map(|n| Family::counter(format!("node_network_receive_{n}_total"), format!("Network device statistic receive_{n}.")))
+        .map(|n| {
+            Family::counter(
+                format!("node_network_receive_{n}_total"),
+                format!("Network device statistic receive_{n}."),
+            )
+        })
         .collect();
     let mut tx: Vec<Family> = TX
         .iter()
-        .map(|n| Family::counter(format!("node_network_transmit_{n}_total"), format!("Network device statistic transmit_{n}.")))
+        .map(|n| {
+            Family::counter(
+                format!("node_network_transmit_{n}_total"),
+                format!("Network device statistic transmit_{n}."),
+            )
+        })
         .collect();
     let mut devices = Vec::new();
     for line in text.lines().skip(2) {
-        let Some((dev, rest)) = line.split_once(':') else { continue };
+        let Some((dev, rest)) = line.split_once(':') else {
+            continue;
+        };
         let dev = dev.trim();
         if exclude.is_match(dev) {
             continue;
         }
-        let values: Vec<f64> = rest.split_ascii_whitespace().filter_map(|v| v.parse().ok()).collect();
+        let values: Vec<f64> = rest
+            .split_ascii_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
         if values.len() < 16 {
             continue;
         }
@@ -230,7 +395,8 @@ pub fn mounts(text: &str) -> Vec<Mount> {
     let mut out: Vec<Mount> = Vec::new();
     for line in text.lines() {
         let mut f = line.split_ascii_whitespace();
-        let (Some(dev), Some(mp), Some(fstype), Some(opts)) = (f.next(), f.next(), f.next(), f.next())
+        let (Some(dev), Some(mp), Some(fstype), Some(opts)) =
+            (f.next(), f.next(), f.next(), f.next())
         else {
             continue;
         };
@@ -253,7 +419,10 @@ pub fn mounts(text: &str) -> Vec<Mount> {
 /// `/proc/vmstat` fields that node_exporter exports by default.
 pub fn vmstat(text: &str, out: &mut Vec<Family>) {
     crate::procfs::for_each_keyed(text, |k, v| {
-        let wanted = k == "oom_kill" || k.starts_with("pgpg") || k.starts_with("pswp") || (k.starts_with("pg") && k.ends_with("fault"));
+        let wanted = k == "oom_kill"
+            || k.starts_with("pgpg")
+            || k.starts_with("pswp")
+            || (k.starts_with("pg") && k.ends_with("fault"));
         if wanted {
             out.push(Family::single(
                 format!("node_vmstat_{k}"),
@@ -270,7 +439,11 @@ mod tests {
     use super::*;
 
     fn value(fams: &[Family], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        fams.iter().filter(|f| f.name == name).flat_map(|f| f.samples.iter()).find(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))).map(|s| s.value)
+        fams.iter()
+            .filter(|f| f.name == name)
+            .flat_map(|f| f.samples.iter())
+            .find(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| s.value)
     }
 
     #[test]
@@ -278,11 +451,46 @@ mod tests {
         let text = "cpu  10 0 0 0 0 0 0 0 0 0\ncpu0 100 2 30 400 5 6 7 8 9 10\ncpu1 200 0 0 0 0 0 0 0 0 0\nintr 12345 1 2\nctxt 999\nbtime 1700000000\nprocesses 77\nprocs_running 3\nprocs_blocked 1\n";
         let mut out = Vec::new();
         stat(text, 100.0, &mut out);
-        assert_eq!(value(&out, "node_cpu_seconds_total", &[("cpu", "0"), ("mode", "user")]), Some(1.0));
-        assert_eq!(value(&out, "node_cpu_seconds_total", &[("cpu", "0"), ("mode", "steal")]), Some(0.08));
-        assert_eq!(value(&out, "node_cpu_seconds_total", &[("cpu", "1"), ("mode", "user")]), Some(2.0));
-        assert_eq!(value(&out, "node_cpu_guest_seconds_total", &[("cpu", "0"), ("mode", "nice")]), Some(0.1));
-        assert_eq!(out.iter().find(|f| f.name == "node_cpu_seconds_total").unwrap().samples.len(), 16);
+        assert_eq!(
+            value(
+                &out,
+                "node_cpu_seconds_total",
+                &[("cpu", "0"), ("mode", "user")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &out,
+                "node_cpu_seconds_total",
+                &[("cpu", "0"), ("mode", "steal")]
+            ),
+            Some(0.08)
+        );
+        assert_eq!(
+            value(
+                &out,
+                "node_cpu_seconds_total",
+                &[("cpu", "1"), ("mode", "user")]
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(
+                &out,
+                "node_cpu_guest_seconds_total",
+                &[("cpu", "0"), ("mode", "nice")]
+            ),
+            Some(0.1)
+        );
+        assert_eq!(
+            out.iter()
+                .find(|f| f.name == "node_cpu_seconds_total")
+                .unwrap()
+                .samples
+                .len(),
+            16
+        );
         assert_eq!(value(&out, "node_intr_total", &[]), Some(12345.0));
         assert_eq!(value(&out, "node_context_switches_total", &[]), Some(999.0));
         assert_eq!(value(&out, "node_boot_time_seconds", &[]), Some(1.7e9));
@@ -294,9 +502,18 @@ mod tests {
     #[test]
     fn meminfo_names_follow_node_exporter() {
         let mut out = Vec::new();
-        meminfo("MemTotal:       16 kB\nActive(anon):    2 kB\nHugePages_Total:       4\nSwapFree: 1 kB\n", &mut out);
-        assert_eq!(value(&out, "node_memory_MemTotal_bytes", &[]), Some(16384.0));
-        assert_eq!(value(&out, "node_memory_Active_anon_bytes", &[]), Some(2048.0));
+        meminfo(
+            "MemTotal:       16 kB\nActive(anon):    2 kB\nHugePages_Total:       4\nSwapFree: 1 kB\n",
+            &mut out,
+        );
+        assert_eq!(
+            value(&out, "node_memory_MemTotal_bytes", &[]),
+            Some(16384.0)
+        );
+        assert_eq!(
+            value(&out, "node_memory_Active_anon_bytes", &[]),
+            Some(2048.0)
+        );
         assert_eq!(value(&out, "node_memory_HugePages_Total", &[]), Some(4.0));
         assert_eq!(value(&out, "node_memory_SwapFree_bytes", &[]), Some(1024.0));
     }
@@ -315,16 +532,49 @@ mod tests {
         let re = Regex::new(crate::config::DEFAULT_EXCLUDE_DISKS).unwrap();
         let mut out = Vec::new();
         diskstats(text, &re, &mut out);
-        assert_eq!(value(&out, "node_disk_read_bytes_total", &[("device", "sda")]), Some(51200.0));
-        assert_eq!(value(&out, "node_disk_io_time_seconds_total", &[("device", "sda")]), Some(0.07));
-        assert_eq!(value(&out, "node_disk_io_now", &[("device", "sda")]), Some(3.0));
-        assert_eq!(value(&out, "node_disk_flush_requests_total", &[("device", "sda")]), Some(5.0));
-        assert!(value(&out, "node_disk_reads_completed_total", &[("device", "nvme0n1")]).is_some());
+        assert_eq!(
+            value(&out, "node_disk_read_bytes_total", &[("device", "sda")]),
+            Some(51200.0)
+        );
+        assert_eq!(
+            value(
+                &out,
+                "node_disk_io_time_seconds_total",
+                &[("device", "sda")]
+            ),
+            Some(0.07)
+        );
+        assert_eq!(
+            value(&out, "node_disk_io_now", &[("device", "sda")]),
+            Some(3.0)
+        );
+        assert_eq!(
+            value(&out, "node_disk_flush_requests_total", &[("device", "sda")]),
+            Some(5.0)
+        );
+        assert!(
+            value(
+                &out,
+                "node_disk_reads_completed_total",
+                &[("device", "nvme0n1")]
+            )
+            .is_some()
+        );
         for gone in ["sda1", "loop0", "nvme0n1p1"] {
-            assert!(value(&out, "node_disk_reads_completed_total", &[("device", gone)]).is_none(), "{gone}");
+            assert!(
+                value(&out, "node_disk_reads_completed_total", &[("device", gone)]).is_none(),
+                "{gone}"
+            );
         }
         // Short lines (old kernels) produce only the fields they have.
-        assert!(value(&out, "node_disk_discards_completed_total", &[("device", "nvme0n1")]).is_none());
+        assert!(
+            value(
+                &out,
+                "node_disk_discards_completed_total",
+                &[("device", "nvme0n1")]
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -334,23 +584,63 @@ mod tests {
         let mut out = Vec::new();
         let devs = netdev(text, &re, &mut out);
         assert_eq!(devs, ["eth0"]);
-        assert_eq!(value(&out, "node_network_receive_bytes_total", &[("device", "eth0")]), Some(1.0));
-        assert_eq!(value(&out, "node_network_receive_multicast_total", &[("device", "eth0")]), Some(8.0));
-        assert_eq!(value(&out, "node_network_transmit_bytes_total", &[("device", "eth0")]), Some(9.0));
-        assert_eq!(value(&out, "node_network_transmit_carrier_total", &[("device", "eth0")]), Some(15.0));
+        assert_eq!(
+            value(
+                &out,
+                "node_network_receive_bytes_total",
+                &[("device", "eth0")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &out,
+                "node_network_receive_multicast_total",
+                &[("device", "eth0")]
+            ),
+            Some(8.0)
+        );
+        assert_eq!(
+            value(
+                &out,
+                "node_network_transmit_bytes_total",
+                &[("device", "eth0")]
+            ),
+            Some(9.0)
+        );
+        assert_eq!(
+            value(
+                &out,
+                "node_network_transmit_carrier_total",
+                &[("device", "eth0")]
+            ),
+            Some(15.0)
+        );
     }
 
     #[test]
     fn pressure_lines() {
         let mut out = Vec::new();
-        pressure("memory", "some avg10=0.00 avg60=0.00 avg300=0.00 total=1500000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=250000\n", &mut out);
-        assert_eq!(value(&out, "node_pressure_memory_waiting_seconds_total", &[]), Some(1.5));
-        assert_eq!(value(&out, "node_pressure_memory_stalled_seconds_total", &[]), Some(0.25));
+        pressure(
+            "memory",
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=1500000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=250000\n",
+            &mut out,
+        );
+        assert_eq!(
+            value(&out, "node_pressure_memory_waiting_seconds_total", &[]),
+            Some(1.5)
+        );
+        assert_eq!(
+            value(&out, "node_pressure_memory_stalled_seconds_total", &[]),
+            Some(0.25)
+        );
     }
 
     #[test]
     fn mounts_unescape_and_overmount() {
-        let m = mounts("/dev/sda1 / ext4 rw,relatime 0 0\n/dev/sdb /mnt/my\\040disk xfs ro,noatime 0 0\ntmpfs /mnt/my\\040disk tmpfs rw 0 0\n");
+        let m = mounts(
+            "/dev/sda1 / ext4 rw,relatime 0 0\n/dev/sdb /mnt/my\\040disk xfs ro,noatime 0 0\ntmpfs /mnt/my\\040disk tmpfs rw 0 0\n",
+        );
         assert_eq!(m.len(), 2);
         assert_eq!(m[1].mountpoint, "/mnt/my disk");
         assert_eq!(m[1].fstype, "tmpfs");
@@ -362,8 +652,20 @@ mod tests {
     #[test]
     fn vmstat_selects_default_fields() {
         let mut out = Vec::new();
-        vmstat("nr_free_pages 1\npgpgin 2\npswpout 3\npgmajfault 4\npgfault 5\noom_kill 6\npgsteal 7\n", &mut out);
+        vmstat(
+            "nr_free_pages 1\npgpgin 2\npswpout 3\npgmajfault 4\npgfault 5\noom_kill 6\npgsteal 7\n",
+            &mut out,
+        );
         let names: Vec<_> = out.iter().map(|f| f.name.to_string()).collect();
-        assert_eq!(names, ["node_vmstat_pgpgin", "node_vmstat_pswpout", "node_vmstat_pgmajfault", "node_vmstat_pgfault", "node_vmstat_oom_kill"]);
+        assert_eq!(
+            names,
+            [
+                "node_vmstat_pgpgin",
+                "node_vmstat_pswpout",
+                "node_vmstat_pgmajfault",
+                "node_vmstat_pgfault",
+                "node_vmstat_oom_kill"
+            ]
+        );
     }
 }

@@ -119,20 +119,32 @@ mod tests {
         let mut w = StatfsWorker::with(fake_stat);
         let t = Duration::from_millis(100);
         assert!(matches!(w.statfs("/", "/".into(), t), Answer::Stats(_)));
-        assert!(matches!(w.statfs("/hang", "/hang".into(), t), Answer::Stuck));
+        assert!(matches!(
+            w.statfs("/hang", "/hang".into(), t),
+            Answer::Stuck
+        ));
         // The next mounts go to a fresh worker and answer at once.
         let started = std::time::Instant::now();
         assert!(matches!(w.statfs("/", "/".into(), t), Answer::Stats(_)));
         assert!(started.elapsed() < t);
         // Still stuck: skipped without waiting, no second thread on it.
         let started = std::time::Instant::now();
-        assert!(matches!(w.statfs("/hang", "/hang".into(), t), Answer::Stuck));
+        assert!(matches!(
+            w.statfs("/hang", "/hang".into(), t),
+            Answer::Stuck
+        ));
         assert!(started.elapsed() < Duration::from_millis(20));
         // It answers at last: the mount is asked again.
         RELEASE.store(true, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(50));
         let again = w.statfs("/hang", "/hang".into(), t);
-        assert!(matches!(again, Answer::Stats(_) | Answer::Error(_)), "asked again, not stuck");
-        assert!(matches!(w.statfs("/missing-mount", "/definitely/not/here".into(), t), Answer::Error(_)));
+        assert!(
+            matches!(again, Answer::Stats(_) | Answer::Error(_)),
+            "asked again, not stuck"
+        );
+        assert!(matches!(
+            w.statfs("/missing-mount", "/definitely/not/here".into(), t),
+            Answer::Error(_)
+        ));
     }
 }
