@@ -149,6 +149,21 @@ pub fn for_each_keyed(text: &str, mut f: impl FnMut(&str, u64)) {
     }
 }
 
+/// The rows of a `/proc/net/dev` table: interface name and its 16 counters
+/// (8 receive, then 8 transmit), without allocating. Malformed rows are
+/// skipped.
+pub fn net_dev_rows(text: &str) -> impl Iterator<Item = (&str, [f64; 16])> {
+    text.lines().skip(2).filter_map(|line| {
+        let (dev, rest) = line.split_once(':')?;
+        let mut values = [0.0; 16];
+        let mut fields = rest.split_ascii_whitespace();
+        for v in values.iter_mut() {
+            *v = fields.next()?.parse().ok()?;
+        }
+        Some((dev.trim(), values))
+    })
+}
+
 /// Undoes the octal escapes (`\040` for a space) of `/proc/mounts` fields.
 pub fn unescape_octal(s: &str) -> String {
     if !s.contains('\\') {
@@ -287,6 +302,15 @@ mod tests {
         let mut n = 0;
         for_each_keyed(t, |_, v| n += v);
         assert_eq!(n, 60);
+    }
+
+    #[test]
+    fn net_dev_rows_parse_and_skip_malformed() {
+        let t = "Inter-|   Receive\n face |bytes\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n bad: 1 2\nlo: x 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\n";
+        let rows: Vec<_> = net_dev_rows(t).collect();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].0, "eth0");
+        assert_eq!(rows[0].1[8], 9.0);
     }
 
     #[test]

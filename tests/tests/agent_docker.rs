@@ -69,6 +69,14 @@ fn event_count(s: &Scrape, event: &str, name: &str) -> f64 {
     .sum()
 }
 
+/// Waits until the agent follows Docker's event stream.
+fn wait_events_connected(agent: &Agent) {
+    agent.wait_scrape(Duration::from_secs(10), "the event stream", |s| {
+        s.value("lookout_docker_events_connected", &[])
+            .filter(|v| *v == 1.0)
+    });
+}
+
 /// Waits until the agent counts `event` for the container and returns when
 /// that was first seen (unix seconds).
 fn wait_counted(agent: &Agent, event: &str, name: &str, at_least: f64) -> f64 {
@@ -223,10 +231,7 @@ fn nonzero_exit_is_reported_and_die_counted_within_a_second() {
         return;
     }
     let agent = start_agent();
-    agent.wait_scrape(Duration::from_secs(10), "the event stream", |s| {
-        s.value("lookout_docker_events_connected", &[])
-            .filter(|v| *v == 1.0)
-    });
+    wait_events_connected(&agent);
     let started = SystemTime::now();
     let c = Container::run("exit", &[], &["sh", "-c", "sleep 1; exit 3"]);
     let counted_at = wait_counted(&agent, "die", &c.name, 1.0);
@@ -268,10 +273,7 @@ fn oom_killed_container_is_reported_and_oom_counted_within_a_second() {
         return;
     }
     let agent = start_agent();
-    agent.wait_scrape(Duration::from_secs(10), "the event stream", |s| {
-        s.value("lookout_docker_events_connected", &[])
-            .filter(|v| *v == 1.0)
-    });
+    wait_events_connected(&agent);
     let started = SystemTime::now();
     // tail keeps the last 100 MB of an endless stream: it must outgrow 32 MiB.
     let c = Container::run(
@@ -364,10 +366,7 @@ fn kill_and_restart_events_are_counted() {
         return;
     }
     let agent = start_agent();
-    agent.wait_scrape(Duration::from_secs(10), "the event stream", |s| {
-        s.value("lookout_docker_events_connected", &[])
-            .filter(|v| *v == 1.0)
-    });
+    wait_events_connected(&agent);
     let c = Container::run("restart", &[], &["sleep", "600"]);
     docker::docker(&["restart", "-t", "0", &c.id]);
     wait_counted(&agent, "restart", &c.name, 1.0);
@@ -454,10 +453,7 @@ fn events_missed_while_the_daemon_is_away_are_counted_once_after_reconnecting() 
     }
     let proxy = SocketProxy::start();
     let agent = Agent::start(&config(&format!("unix://{}", proxy.path.display())));
-    agent.wait_scrape(Duration::from_secs(10), "the event stream", |s| {
-        s.value("lookout_docker_events_connected", &[])
-            .filter(|v| *v == 1.0)
-    });
+    wait_events_connected(&agent);
     proxy.cut();
     agent.wait_scrape(Duration::from_secs(10), "the stream noticed as lost", |s| {
         s.value("lookout_docker_events_connected", &[])

@@ -16,17 +16,23 @@ const QUIET: &str = "samplers:
   kube_proxy: {enabled: false}
 ";
 
+/// Runs `lookout-agent` with `flags` (and a config file, if given) to
+/// completion.
+fn run_agent(flags: &[&str], config: Option<&std::path::Path>) -> std::process::Output {
+    let mut cmd = Command::new(bin("lookout-agent"));
+    cmd.args(flags);
+    if let Some(path) = config {
+        cmd.arg("--config").arg(path);
+    }
+    cmd.output().expect("run lookout-agent")
+}
+
 #[test]
 fn check_config_names_every_bad_field_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.yaml");
     std::fs::write(&path, "samplers:\n  docker:\n    data_usage_interval: 10s\n  host:\n    interval: 1s\n    timeout: 2s\n").unwrap();
-    let out = Command::new(bin("lookout-agent"))
-        .arg("--check-config")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run_agent(&["--check-config"], Some(&path));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&path.display().to_string()), "{err}");
@@ -37,12 +43,7 @@ fn check_config_names_every_bad_field_and_fails() {
     assert!(err.contains("samplers.host.timeout"), "{err}");
 
     std::fs::write(&path, "samplers:\n  dockr: {}\n").unwrap();
-    let out = Command::new(bin("lookout-agent"))
-        .arg("--check-config")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run_agent(&["--check-config"], Some(&path));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -50,22 +51,12 @@ fn check_config_names_every_bad_field_and_fails() {
         "{err}"
     );
 
-    let out = Command::new(bin("lookout-agent"))
-        .arg("--check-config")
-        .arg("-c")
-        .arg(dir.path().join("missing.yaml"))
-        .output()
-        .unwrap();
+    let out = run_agent(&["--check-config"], Some(&dir.path().join("missing.yaml")));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 
     std::fs::write(&path, QUIET).unwrap();
-    let out = Command::new(bin("lookout-agent"))
-        .arg("--check-config")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run_agent(&["--check-config"], Some(&path));
     assert!(
         out.status.success(),
         "{}",
@@ -76,20 +67,12 @@ fn check_config_names_every_bad_field_and_fails() {
 
 #[test]
 fn default_config_printed_is_valid() {
-    let out = Command::new(bin("lookout-agent"))
-        .arg("--print-default-config")
-        .output()
-        .unwrap();
+    let out = run_agent(&["--print-default-config"], None);
     assert!(out.status.success());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.yaml");
     std::fs::write(&path, &out.stdout).unwrap();
-    let check = Command::new(bin("lookout-agent"))
-        .arg("--check-config")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let check = run_agent(&["--check-config"], Some(&path));
     assert!(
         check.status.success(),
         "{}",
@@ -102,12 +85,7 @@ fn once_prints_one_full_sampling_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.yaml");
     std::fs::write(&path, QUIET).unwrap();
-    let out = Command::new(bin("lookout-agent"))
-        .arg("--once")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run_agent(&["--once"], Some(&path));
     assert!(
         out.status.success(),
         "{}",
@@ -125,11 +103,7 @@ fn once_prints_one_full_sampling_and_exits() {
         Some(1.0)
     );
 
-    let out = Command::new(bin("lookout-agent"))
-        .args(["--once", "--openmetrics", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run_agent(&["--once", "--openmetrics"], Some(&path));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.ends_with("# EOF\n"));
     assert!(

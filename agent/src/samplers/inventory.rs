@@ -30,6 +30,19 @@ pub struct ContainerMeta {
 }
 
 impl ContainerMeta {
+    /// Adds `namespace`, `pod` and `container` for Kubernetes containers.
+    pub fn add_identity_labels(&self, labels: &mut lookout_protocol::Labels) {
+        for (key, value) in [
+            ("namespace", &self.namespace),
+            ("pod", &self.pod),
+            ("container", &self.container),
+        ] {
+            if let Some(v) = value {
+                labels.set(key, v.as_str());
+            }
+        }
+    }
+
     /// Fills the Kubernetes identity from cri-dockerd's container labels.
     pub fn apply_runtime_labels<'a>(
         &mut self,

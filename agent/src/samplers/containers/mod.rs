@@ -110,15 +110,7 @@ impl ContainerSampler {
         l.set("name", meta.map(|m| m.name.as_str()).unwrap_or(""));
         l.set("image", meta.map(|m| m.image.as_str()).unwrap_or(""));
         if let Some(m) = meta {
-            for (key, value) in [
-                ("namespace", &m.namespace),
-                ("pod", &m.pod),
-                ("container", &m.container),
-            ] {
-                if let Some(v) = value {
-                    l.set(key, v.as_str());
-                }
-            }
+            m.add_identity_labels(&mut l);
             for (k, v) in &m.allowlisted_labels {
                 if self.cfg.docker_labels.contains(k) {
                     l.set(
@@ -404,19 +396,8 @@ impl ContainerSampler {
                 return;
             }
         };
-        for line in text.lines().skip(2) {
-            let Some((dev, rest)) = line.split_once(':') else {
-                continue;
-            };
-            let dev = dev.trim();
+        for (dev, v) in crate::procfs::net_dev_rows(&text) {
             if dev == "lo" {
-                continue;
-            }
-            let v: Vec<f64> = rest
-                .split_ascii_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            if v.len() < 16 {
                 continue;
             }
             let l = labels.with("interface", dev);

@@ -373,15 +373,7 @@ impl PerContainer {
             ("name", meta.name.as_str()),
             ("image", meta.image.as_str()),
         ]);
-        for (k, v) in [
-            ("namespace", &meta.namespace),
-            ("pod", &meta.pod),
-            ("container", &meta.container),
-        ] {
-            if let Some(v) = v {
-                l.set(k, v.as_str());
-            }
-        }
+        meta.add_identity_labels(&mut l);
         let state = inspect.state.as_ref();
         let current = state
             .and_then(|s| s.status)

@@ -328,19 +328,8 @@ pub fn netdev(text: &str, exclude: &Regex, out: &mut Vec<Family>) -> Vec<String>
         })
         .collect();
     let mut devices = Vec::new();
-    for line in text.lines().skip(2) {
-        let Some((dev, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let dev = dev.trim();
+    for (dev, values) in crate::procfs::net_dev_rows(text) {
         if exclude.is_match(dev) {
-            continue;
-        }
-        let values: Vec<f64> = rest
-            .split_ascii_whitespace()
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        if values.len() < 16 {
             continue;
         }
         let labels = Labels::from_pairs([("device", dev)]);
