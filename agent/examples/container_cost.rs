@@ -1,3 +1,5 @@
+//! Measures the container sampler's CPU per cycle over the containers running
+//! on this host: `cargo run --release -p lookout-agent --example container_cost`.
 use lookout_agent::config::{ContainersConfig, Paths};
 use lookout_agent::procfs::thread_cpu_time;
 use lookout_agent::samplers::containers::ContainerSampler;

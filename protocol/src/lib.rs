@@ -3,5 +3,6 @@
 
 pub mod exposition;
 pub mod model;
+pub mod remote_write;
 
 pub use model::{Family, Label, Labels, MetricKind, Sample, Str};

@@ -305,3 +305,219 @@ impl StubServer {
         *self.answer.lock().unwrap_or_else(|e| e.into_inner()) = (status, body.to_string());
     }
 }
+
+/// A minimal HTTP/1.0 POST.
+pub fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!(
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Ok(Response {
+        status,
+        headers,
+        body: body.to_string(),
+    })
+}
+
+/// One request a [`CaptureServer`] received.
+#[derive(Clone, Debug)]
+pub struct Captured {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Captured {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An HTTP/1.1 server (keep-alive, Content-Length bodies) that records every
+/// request and answers 204: a stand-in receiver for what peers send.
+pub struct CaptureServer {
+    pub addr: SocketAddr,
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<Captured>>>,
+}
+
+impl CaptureServer {
+    pub fn start() -> CaptureServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind capture server");
+        let addr = listener.local_addr().expect("addr");
+        let received: std::sync::Arc<std::sync::Mutex<Vec<Captured>>> = Default::default();
+        let store = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let store = store.clone();
+                std::thread::spawn(move || serve_connection(stream, &store));
+            }
+        });
+        CaptureServer { addr, received }
+    }
+
+    pub fn requests(&self) -> Vec<Captured> {
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+fn serve_connection(mut stream: TcpStream, store: &std::sync::Mutex<Vec<Captured>>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let head_end = loop {
+            if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => pending.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&pending[..head_end]).to_string();
+        pending.drain(..head_end + 4);
+        let mut lines = head.lines();
+        let mut first = lines.next().unwrap_or("").split_whitespace();
+        let method = first.next().unwrap_or("").to_string();
+        let path = first.next().unwrap_or("").to_string();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        while pending.len() < len {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => pending.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let body: Vec<u8> = pending.drain(..len).collect();
+        store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Captured {
+                method,
+                path,
+                headers,
+                body,
+            });
+        if stream
+            .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// A Debian `prometheus` server on a free port with its own data dir;
+/// killed when dropped.
+pub struct Prometheus {
+    pub addr: SocketAddr,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with `config_yaml` and extra flags, and waits until
+    /// it is ready.
+    pub fn start(config_yaml: &str, flags: &[&str]) -> Prometheus {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        std::fs::write(dir.path().join("prometheus.yml"), config_yaml).expect("config");
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
+        let child = Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(flags)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let p = Prometheus { addr, child, dir };
+        if wait_for(Duration::from_secs(30), || {
+            http_get(p.addr, "/-/ready", &[])
+                .ok()
+                .filter(|r| r.status == 200)
+        })
+        .is_none()
+        {
+            panic!("prometheus did not become ready; its log:\n{}", p.log());
+        }
+        p
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// The first result of an instant query, as JSON.
+    pub fn query(&self, expr: &str) -> Option<serde_json::Value> {
+        let mut q = String::new();
+        for b in expr.bytes() {
+            if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) {
+                q.push(b as char);
+            } else {
+                q.push_str(&format!("%{b:02X}"));
+            }
+        }
+        let r = http_get(self.addr, &format!("/api/v1/query?query={q}"), &[]).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+        v["data"]["result"]
+            .as_array()
+            .and_then(|a| a.first().cloned())
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
