@@ -239,10 +239,12 @@ fn docker_stats_api(ids: &[String], rt: &tokio::runtime::Runtime) -> Option<(f64
     if pids.is_empty() {
         return None;
     }
-    // Idle baseline: the same processes over 5 s without stats calls.
+    // Idle baseline: the same processes, without stats calls, over as long
+    // as the calls take (about a second each); a short window is dominated
+    // by the shims' periodic housekeeping.
     let idle0 = total_cpu(&pids);
     let idle_t = Instant::now();
-    std::thread::sleep(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(ids.len() as u64));
     let idle_rate = (total_cpu(&pids) - idle0) / idle_t.elapsed().as_secs_f64();
     let d0 = total_cpu(&pids);
     let c0 = thread_cpu_time();
