@@ -24,6 +24,7 @@ pub struct Config {
     pub listen: String,
     pub paths: Paths,
     pub samplers: Samplers,
+    pub push: PushConfig,
 }
 
 impl Default for Config {
@@ -33,7 +34,103 @@ impl Default for Config {
             listen: DEFAULT_LISTEN.to_string(),
             paths: Paths::default(),
             samplers: Samplers::default(),
+            push: PushConfig::default(),
         }
+    }
+}
+
+/// Pushing samples to remote-write receivers (the collector, Prometheus,
+/// VictoriaMetrics...). No endpoints, no pushing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    pub endpoints: Vec<EndpointConfig>,
+    /// How often the latest samples are taken as a batch.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Where unacknowledged batches wait; one subdirectory per endpoint.
+    pub outbox_dir: PathBuf,
+    /// Bound of each endpoint's outbox; past it the oldest batches are
+    /// dropped (and counted).
+    pub outbox_max_mib: u64,
+    /// The `job` label of pushed series, by sampler, so that existing rules
+    /// select them (kube-prometheus uses node-exporter for host series).
+    pub jobs: PushJobs,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            endpoints: Vec::new(),
+            interval: Duration::from_secs(10),
+            outbox_dir: "/var/lib/lookout-agent/outbox".into(),
+            outbox_max_mib: 256,
+            jobs: PushJobs::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushJobs {
+    pub host: String,
+    pub containers: String,
+    /// Everything else: Docker, node probes, the agent's own series.
+    pub agent: String,
+}
+
+impl Default for PushJobs {
+    fn default() -> Self {
+        PushJobs {
+            host: "node-exporter".into(),
+            containers: "cadvisor".into(),
+            agent: "lookout-agent".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// Names the endpoint in metrics, logs and its outbox directory; taken
+    /// from the URL's host and port when empty.
+    #[serde(default)]
+    pub name: String,
+    /// The receiver's remote-write URL, e.g. http://collector:9780/api/v1/write.
+    pub url: String,
+    /// A file holding a bearer token sent with every push.
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    #[serde(default = "ten_seconds", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn ten_seconds() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl EndpointConfig {
+    /// The endpoint's name: configured, or `host_port` from the URL.
+    pub fn display_name(&self) -> String {
+        if !self.name.is_empty() {
+            return self.name.clone();
+        }
+        let authority = self
+            .url
+            .parse::<hyper::Uri>()
+            .ok()
+            .and_then(|u| u.authority().map(|a| a.to_string()))
+            .unwrap_or_else(|| self.url.clone());
+        authority
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
     }
 }
 
@@ -452,6 +549,39 @@ impl Config {
                 ),
             }
         }
+        let p = &self.push;
+        if p.interval < Duration::from_secs(1) {
+            err("push.interval", "must be at least 1s".to_string());
+        }
+        if p.outbox_max_mib == 0 {
+            err("push.outbox_max_mib", "must be at least 1".to_string());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, e) in p.endpoints.iter().enumerate() {
+            match e.url.parse::<hyper::Uri>() {
+                Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
+                Ok(uri) if uri.scheme_str() == Some("https") => err(
+                    &format!("push.endpoints[{i}].url"),
+                    "https is not supported by the agent yet; push over http (for example to a local TLS-terminating proxy)".to_string(),
+                ),
+                _ => err(&format!("push.endpoints[{i}].url"), format!("{:?} is not an http:// URL", e.url)),
+            }
+            if e.timeout.is_zero() {
+                err(
+                    &format!("push.endpoints[{i}].timeout"),
+                    "must be more than 0".to_string(),
+                );
+            }
+            if !names.insert(e.display_name()) {
+                err(
+                    &format!("push.endpoints[{i}].name"),
+                    format!(
+                        "{:?} names two endpoints; give each its own name",
+                        e.display_name()
+                    ),
+                );
+            }
+        }
         errors
     }
 
@@ -547,6 +677,11 @@ mod tests {
 
     #[test]
     fn semantic_errors_are_all_reported() {
+        let push = errors_of(
+            "push:\n  endpoints:\n  - url: https://c/api/v1/write\n  - url: http://c:1/w\n  - url: http://c:1/x\n",
+        );
+        let fields: Vec<_> = push.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["push.endpoints[0].url", "push.endpoints[2].name"]);
         let errs = errors_of(
             "listen: nowhere\nsamplers:\n  docker:\n    data_usage_interval: 30s\n    endpoint: tcp://x\n  host:\n    interval: 5s\n    timeout: 6s\n    exclude_disks: '('\n  kubelet:\n    url: https://x\n",
         );

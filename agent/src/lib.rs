@@ -16,4 +16,5 @@ pub mod registry;
 pub mod samplers;
 pub mod schedule;
 pub mod service;
+pub mod shipper;
 pub mod systemd;

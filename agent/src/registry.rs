@@ -32,8 +32,12 @@ struct LiveCounter {
     values: HashMap<Labels, (f64, Instant)>,
 }
 
+/// A sampler's families and their sampling time in ms.
+type Snapshot = (Arc<Vec<Family>>, i64);
+
 pub struct Registry {
-    snapshots: RwLock<BTreeMap<&'static str, Arc<Vec<Family>>>>,
+    /// Each sampler's latest families and when they were sampled (ms).
+    snapshots: RwLock<BTreeMap<&'static str, Snapshot>>,
     live: Mutex<BTreeMap<&'static str, LiveCounter>>,
     stats: Mutex<BTreeMap<&'static str, SamplerStats>>,
     clock: SharedClock,
@@ -56,10 +60,26 @@ impl Registry {
         &self.clock
     }
 
-    /// Replaces a sampler's families with its latest run.
+    /// Replaces a sampler's families with its latest run, sampled now.
     pub fn publish(&self, sampler: &'static str, families: Vec<Family>) {
+        let at = crate::clock::unix_millis(self.clock.now());
+        self.publish_at(sampler, families, at);
+    }
+
+    /// Replaces a sampler's families with its latest run, sampled at `at_ms`.
+    pub fn publish_at(&self, sampler: &'static str, families: Vec<Family>, at_ms: i64) {
         let mut map = self.snapshots.write().unwrap_or_else(|e| e.into_inner());
-        map.insert(sampler, Arc::new(families));
+        map.insert(sampler, (Arc::new(families), at_ms));
+    }
+
+    /// Every sampler's latest families with the time they were sampled.
+    pub fn snapshots(&self) -> Vec<(&'static str, Arc<Vec<Family>>, i64)> {
+        self.snapshots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, (f, at))| (*k, f.clone(), *at))
+            .collect()
     }
 
     /// Drops a sampler's families: a sampler that failed or timed out
@@ -87,7 +107,7 @@ impl Registry {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(sampler)
-            .cloned()
+            .map(|(f, _)| f.clone())
     }
 
     /// Adds to a counter that lives outside any sampler's cycle (events).
@@ -137,8 +157,13 @@ impl Registry {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .cloned()
+            .map(|(f, _)| f.clone())
             .collect();
+        (snapshots, self.built_families())
+    }
+
+    /// The families made at scrape time: live counters and self-metrics.
+    pub fn built_families(&self) -> Vec<Family> {
         let mut built: Vec<Family> = Vec::new();
         {
             let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
@@ -151,7 +176,7 @@ impl Registry {
             }
         }
         built.extend(self.self_families());
-        (snapshots, built)
+        built
     }
 
     /// Everything the registry holds, as owned families.

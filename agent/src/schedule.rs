@@ -224,7 +224,7 @@ pub async fn run_turn(
             );
             let series = out.series();
             let partial = out.partial_failures as u64;
-            registry.publish(name, out.families);
+            registry.publish_at(name, out.families, crate::clock::unix_millis(now));
             registry.update_stats(name, |s| {
                 s.runs += 1;
                 s.errors += partial;

@@ -141,6 +141,16 @@ impl Agent {
                 cancel.child_token(),
             ));
         }
+        if !cfg.push.endpoints.is_empty() {
+            names.push(crate::shipper::NAME);
+            crate::shipper::start(
+                &cfg.push,
+                &cfg.node_name(),
+                self.registry.clone(),
+                cancel.child_token(),
+                &mut tasks,
+            )?;
+        }
         self.registry.retain_samplers(&names);
         Ok(Running { cancel, tasks })
     }
@@ -234,11 +244,21 @@ pub fn describe(cfg: &Config) -> String {
     if s.kube_proxy.enabled {
         parts.push(format!("kube-proxy {}", s.kube_proxy.url));
     }
-    if parts.is_empty() {
+    let mut text = if parts.is_empty() {
         "nothing (every sampler is disabled)".to_string()
     } else {
         parts.join("; ")
+    };
+    if !cfg.push.endpoints.is_empty() {
+        let urls: Vec<&str> = cfg.push.endpoints.iter().map(|e| e.url.as_str()).collect();
+        text.push_str(&format!(
+            "; pushing every {} to {} (outbox in {})",
+            every(cfg.push.interval),
+            urls.join(", "),
+            cfg.push.outbox_dir.display()
+        ));
     }
+    text
 }
 
 /// Runs until SIGTERM or SIGINT; reloads on SIGHUP.

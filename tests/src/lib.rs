@@ -349,6 +349,8 @@ pub fn http_post(
 /// One request a [`CaptureServer`] received.
 #[derive(Clone, Debug)]
 pub struct Captured {
+    /// The status the server answered with.
+    pub status: u16,
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -369,6 +371,7 @@ impl Captured {
 pub struct CaptureServer {
     pub addr: SocketAddr,
     pub received: std::sync::Arc<std::sync::Mutex<Vec<Captured>>>,
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
 }
 
 impl CaptureServer {
@@ -376,14 +379,27 @@ impl CaptureServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind capture server");
         let addr = listener.local_addr().expect("addr");
         let received: std::sync::Arc<std::sync::Mutex<Vec<Captured>>> = Default::default();
+        let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(204));
         let store = received.clone();
+        let answer = status.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let store = store.clone();
-                std::thread::spawn(move || serve_connection(stream, &store));
+                let answer = answer.clone();
+                std::thread::spawn(move || serve_connection(stream, &store, &answer));
             }
         });
-        CaptureServer { addr, received }
+        CaptureServer {
+            addr,
+            received,
+            status,
+        }
+    }
+
+    /// Answers every following request with `status` (204 at start).
+    pub fn set_status(&self, status: u16) {
+        self.status
+            .store(status, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn requests(&self) -> Vec<Captured> {
@@ -394,7 +410,11 @@ impl CaptureServer {
     }
 }
 
-fn serve_connection(mut stream: TcpStream, store: &std::sync::Mutex<Vec<Captured>>) {
+fn serve_connection(
+    mut stream: TcpStream,
+    store: &std::sync::Mutex<Vec<Captured>>,
+    answer: &std::sync::atomic::AtomicU16,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
@@ -430,19 +450,23 @@ fn serve_connection(mut stream: TcpStream, store: &std::sync::Mutex<Vec<Captured
             }
         }
         let body: Vec<u8> = pending.drain(..len).collect();
+        let status = answer.load(std::sync::atomic::Ordering::SeqCst);
         store
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Captured {
+                status,
                 method,
                 path,
                 headers,
                 body,
             });
-        if stream
-            .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
-            .is_err()
-        {
+        let reply = if status == 204 {
+            "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n".to_string()
+        } else {
+            format!("HTTP/1.1 {status} Status\r\nContent-Length: 6\r\n\r\nstatus")
+        };
+        if stream.write_all(reply.as_bytes()).is_err() {
             return;
         }
     }
