@@ -319,3 +319,67 @@ fn a_batch_the_receiver_refuses_is_dropped_and_counted() {
         agent.log()
     );
 }
+
+#[test]
+fn the_agent_pushes_into_victoria_metrics() {
+    if !require(
+        "victoria-metrics (Debian package victoria-metrics)",
+        have_program("victoria-metrics"),
+    ) {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let port = lookout_tests::free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let log = std::fs::File::create(data.path().join("vm.log")).unwrap();
+    let mut vm = std::process::Command::new("victoria-metrics")
+        .arg(format!("-httpListenAddr={addr}"))
+        .arg(format!(
+            "-storageDataPath={}",
+            data.path().join("data").display()
+        ))
+        // Return fresh samples at once instead of after the default 30s.
+        .arg("-search.latencyOffset=0s")
+        .arg("-search.disableCache")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let ready = wait_for(Duration::from_secs(20), || {
+        lookout_tests::http_get(addr, "/health", &[])
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    let outbox = tempfile::tempdir().unwrap();
+    let agent = ready.map(|_| {
+        Agent::start(&config(
+            "vm-node",
+            outbox.path(),
+            &format!("http://{addr}/api/v1/write"),
+        ))
+    });
+    let found = agent.as_ref().and_then(|_| {
+        wait_for(Duration::from_secs(30), || {
+            let r = lookout_tests::http_get(addr, "/api/v1/query?query=node_load1%7Bjob%3D%22node-exporter%22%2Cinstance%3D%22vm-node%22%7D", &[]).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+            v["data"]["result"].as_array().filter(|a| !a.is_empty()).map(|a| a[0].clone())
+        })
+    });
+    let vm_log = std::fs::read_to_string(data.path().join("vm.log")).unwrap_or_default();
+    let _ = vm.kill();
+    let _ = vm.wait();
+    let agent =
+        agent.unwrap_or_else(|| panic!("victoria-metrics did not start; its log:\n{vm_log}"));
+    assert!(
+        found.is_some(),
+        "host series never queryable in VictoriaMetrics; agent log:\n{}\nvm log:\n{vm_log}",
+        agent.log()
+    );
+    assert!(
+        metric(
+            &agent,
+            "lookout_agent_push_sent_batches_total",
+            &[("endpoint", "rx")]
+        ) >= 1.0
+    );
+}
