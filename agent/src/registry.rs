@@ -371,6 +371,18 @@ fn process_start_unix() -> Option<f64> {
     Some(btime + start_ticks / crate::procfs::clock_ticks_per_second())
 }
 
+/// An error with its sources, `outer: inner: innermost`, for logs that say
+/// why (hyper's top-level errors alone say only "client error").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg = format!("{msg}: {s}");
+        source = s.source();
+    }
+    msg
+}
+
 /// Logs a problem when it first appears or changes, and once more when it
 /// clears, so a node without a kubelet does not fill the journal.
 #[derive(Default)]

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{unix_millis, unix_seconds};
 use crate::config::{EndpointConfig, PushConfig};
 use crate::outbox::{DropReason, Outbox};
-use crate::registry::Registry;
+use crate::registry::{Registry, error_chain};
 
 pub const NAME: &str = "push";
 /// Segments of 4 MiB: small enough that dropping the oldest when full loses
@@ -367,16 +367,6 @@ async fn send_once(
     } else {
         Outcome::Reject(format!("HTTP {status}: {}", text.trim()))
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg = format!("{msg}: {s}");
-        source = s.source();
-    }
-    msg
 }
 
 fn refresh_outbox_stats(e: &Endpoint) {

@@ -117,6 +117,11 @@ pub fn http_get(
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes())?;
+    read_response(s)
+}
+
+/// Reads a whole HTTP/1.0 response (the server closes the connection).
+fn read_response(mut s: TcpStream) -> std::io::Result<Response> {
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
@@ -325,25 +330,7 @@ pub fn http_post(
     req.push_str("\r\n");
     s.write_all(req.as_bytes())?;
     s.write_all(body)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Ok(Response {
-        status,
-        headers,
-        body: body.to_string(),
-    })
+    read_response(s)
 }
 
 /// One request a [`CaptureServer`] received.
@@ -515,6 +502,21 @@ impl Prometheus {
             panic!("prometheus did not become ready; its log:\n{}", p.log());
         }
         p
+    }
+
+    /// A Prometheus that accepts remote write, or `None` (after
+    /// [`require`]) when Prometheus is not installed.
+    pub fn receiver() -> Option<Prometheus> {
+        require(
+            "prometheus (Debian package prometheus)",
+            have_program("prometheus"),
+        )
+        .then(|| {
+            Prometheus::start(
+                "global: {scrape_interval: 15s}\n",
+                &["--web.enable-remote-write-receiver"],
+            )
+        })
     }
 
     pub fn log(&self) -> String {

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use lookout_tests::docker::{self, Container};
-use lookout_tests::{Agent, free_port, have_program, http_get, require, wait_for};
+use lookout_tests::{Agent, Prometheus, have_program, http_get, require, wait_for};
 
 const CONFIG: &str = "samplers:
   host: {interval: 1s, timeout: 1s, mount_timeout: 500ms}
@@ -99,68 +99,40 @@ fn prometheus_scrapes_the_agent() {
         return;
     }
     let agent = Agent::start(CONFIG);
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        format!("global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n- job_name: lookout-agent\n  static_configs: [{{targets: ['{}']}}]\n", agent.addr),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let mut prom = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let query = |q: &str| -> Option<serde_json::Value> {
-        let r = http_get(addr, &format!("/api/v1/query?query={q}"), &[]).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
-        v["data"]["result"]
-            .as_array()
-            .filter(|a| !a.is_empty())
-            .map(|a| a[0].clone())
-    };
+    let prom = Prometheus::start(
+        &format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n- job_name: lookout-agent\n  static_configs: [{{targets: ['{}']}}]\n",
+            agent.addr
+        ),
+        &[],
+    );
     let target = wait_for(Duration::from_secs(30), || {
-        let r = http_get(addr, "/api/v1/targets", &[]).ok()?;
+        let r = http_get(prom.addr, "/api/v1/targets", &[]).ok()?;
         let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
         let t = v["data"]["activeTargets"].as_array()?.first()?.clone();
         (t["health"] == "up").then_some(t)
-    });
-    let samples = target.as_ref().and_then(|_| {
-        wait_for(Duration::from_secs(15), || {
-            let v = query("scrape_samples_scraped")?;
-            v["value"][1]
-                .as_str()?
-                .parse::<f64>()
-                .ok()
-                .filter(|n| *n > 100.0)
-        })
-    });
-    let host_cpus = target
-        .as_ref()
-        .and_then(|_| query("count(count%20by(cpu)(node_cpu_seconds_total))"));
-    let logs = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
-    let _ = prom.kill();
-    let _ = prom.wait();
-    let target = target.unwrap_or_else(|| {
-        panic!("Prometheus never scraped the agent successfully; its log:\n{logs}")
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "Prometheus never scraped the agent successfully; its log:\n{}",
+            prom.log()
+        )
     });
     assert_eq!(target["lastError"], "", "{target}");
+    let samples = wait_for(Duration::from_secs(15), || {
+        let v = prom.query("scrape_samples_scraped")?;
+        v["value"][1]
+            .as_str()?
+            .parse::<f64>()
+            .ok()
+            .filter(|n| *n > 100.0)
+    });
     assert!(
         samples.is_some(),
         "Prometheus stored fewer than 100 samples per scrape"
     );
-    let cpus: f64 = host_cpus
+    let cpus: f64 = prom
+        .query("count(count by(cpu)(node_cpu_seconds_total))")
         .and_then(|v| v["value"][1].as_str().and_then(|s| s.parse().ok()))
         .expect("node_cpu_seconds_total is queryable");
     let expected = std::thread::available_parallelism()

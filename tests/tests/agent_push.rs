@@ -29,6 +29,23 @@ push:
     )
 }
 
+/// A receiver answering `status`, and an agent pushing to it with its own
+/// outbox (kept alive by the returned guard).
+fn agent_pushing_to_receiver_answering(
+    status: u16,
+    node: &str,
+) -> (CaptureServer, tempfile::TempDir, Agent) {
+    let rx = CaptureServer::start();
+    rx.set_status(status);
+    let outbox = tempfile::tempdir().unwrap();
+    let agent = Agent::start(&config(
+        node,
+        outbox.path(),
+        &format!("http://{}/api/v1/write", rx.addr),
+    ));
+    (rx, outbox, agent)
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -94,16 +111,9 @@ fn metric(agent: &Agent, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 #[test]
 fn the_agent_pushes_into_prometheus() {
-    if !require(
-        "prometheus (Debian package prometheus)",
-        have_program("prometheus"),
-    ) {
+    let Some(prom) = Prometheus::receiver() else {
         return;
-    }
-    let prom = Prometheus::start(
-        "global: {scrape_interval: 15s}\n",
-        &["--web.enable-remote-write-receiver"],
-    );
+    };
     let outbox = tempfile::tempdir().unwrap();
     let agent = Agent::start(&config(
         "push-node",
@@ -151,14 +161,7 @@ fn the_agent_pushes_into_prometheus() {
 
 #[test]
 fn batches_made_during_an_outage_arrive_once_and_in_order() {
-    let rx = CaptureServer::start();
-    rx.set_status(503);
-    let outbox = tempfile::tempdir().unwrap();
-    let agent = Agent::start(&config(
-        "outage-node",
-        outbox.path(),
-        &format!("http://{}/api/v1/write", rx.addr),
-    ));
+    let (rx, _outbox, agent) = agent_pushing_to_receiver_answering(503, "outage-node");
     let outage_started = now_ms();
     agent.wait_scrape(
         Duration::from_secs(20),
@@ -289,14 +292,7 @@ fn an_outbox_survives_kill_9_and_drains_after_restart() {
 
 #[test]
 fn a_batch_the_receiver_refuses_is_dropped_and_counted() {
-    let rx = CaptureServer::start();
-    rx.set_status(400);
-    let outbox = tempfile::tempdir().unwrap();
-    let agent = Agent::start(&config(
-        "reject-node",
-        outbox.path(),
-        &format!("http://{}/api/v1/write", rx.addr),
-    ));
+    let (_rx, _outbox, agent) = agent_pushing_to_receiver_answering(400, "reject-node");
     agent.wait_scrape(Duration::from_secs(20), "rejected batches counted", |s| {
         (s.value(
             "lookout_agent_push_dropped_batches_total",

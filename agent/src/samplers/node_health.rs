@@ -85,7 +85,7 @@ impl HealthProbe {
                 .client
                 .get(self.url.clone())
                 .await
-                .map_err(|e| describe_error(&e))?;
+                .map_err(|e| crate::registry::error_chain(&e))?;
             let status = resp.status();
             let body = Limited::new(resp.into_body(), MAX_BODY)
                 .collect()
@@ -125,17 +125,6 @@ impl HealthProbe {
             }
         }
     }
-}
-
-fn describe_error(e: &hyper_util::client::legacy::Error) -> String {
-    use std::error::Error;
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg = format!("{msg}: {s}");
-        source = s.source();
-    }
-    msg
 }
 
 /// kube-proxy answers `{"lastUpdated": "...", "currentTime": "...", ...}`;
