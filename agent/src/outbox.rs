@@ -491,8 +491,27 @@ impl Outbox {
     }
 
     /// When the oldest unacknowledged batch was made, in ms since the epoch.
-    pub fn oldest_pending_ms(&mut self) -> io::Result<Option<i64>> {
-        Ok(self.peek()?.map(|r| r.created_ms))
+    /// Reads only that record's header (for the age metric); the record is
+    /// checked when it is read for sending.
+    pub fn oldest_pending_ms(&self) -> io::Result<Option<i64>> {
+        let mut pos = self.cursor;
+        loop {
+            let Some(&(seq, len)) = self.segments.iter().find(|s| s.0 >= pos.0) else {
+                return Ok(None);
+            };
+            if seq > pos.0 {
+                pos = (seq, 0);
+            }
+            if pos.1 + HEADER as u64 > len {
+                pos = (seq + 1, 0);
+                continue;
+            }
+            let mut f = File::open(self.dir.join(segment_name(seq)))?;
+            f.seek(SeekFrom::Start(pos.1 + 8))?;
+            let mut created = [0u8; 8];
+            f.read_exact(&mut created)?;
+            return Ok(Some(i64::from_le_bytes(created)));
+        }
     }
 }
 

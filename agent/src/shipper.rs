@@ -371,7 +371,7 @@ async fn send_once(
 
 fn refresh_outbox_stats(e: &Endpoint) {
     let (pending, oldest, dropped) = {
-        let mut o = lock(&e.outbox);
+        let o = lock(&e.outbox);
         let oldest = o.oldest_pending_ms().ok().flatten();
         (o.pending_bytes(), oldest, o.stats().dropped_records.clone())
     };
