@@ -392,9 +392,10 @@ impl Outbox {
         }
     }
 
-    /// Reads the record at `pos`, moving on to the next segment at the end
-    /// of one.
-    fn read_at(&self, mut pos: (u64, u64)) -> io::Result<Option<Record>> {
+    /// Where the record at or after `pos` starts: `pos` itself, or the
+    /// start of the next segment when `pos` is at the end of one. `None`
+    /// past the newest record; an error for a record cut short.
+    fn locate(&self, mut pos: (u64, u64)) -> io::Result<Option<(u64, u64, u64)>> {
         loop {
             let Some(&(seq, len)) = self.segments.iter().find(|s| s.0 >= pos.0) else {
                 return Ok(None);
@@ -402,52 +403,64 @@ impl Outbox {
             if seq > pos.0 {
                 pos = (seq, 0);
             }
-            if pos.1 + HEADER as u64 > len {
-                if pos.1 < len {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("record at {} in segment {seq} is cut short", pos.1),
-                    ));
-                }
-                // End of this segment: try the next one.
-                pos = (seq + 1, 0);
-                if !self.segments.iter().any(|s| s.0 >= pos.0) {
-                    return Ok(None);
-                }
-                continue;
+            if pos.1 + HEADER as u64 <= len {
+                return Ok(Some((seq, pos.1, len)));
             }
-            let mut f = File::open(self.dir.join(segment_name(seq)))?;
-            f.seek(SeekFrom::Start(pos.1))?;
-            let mut header = [0u8; HEADER];
-            f.read_exact(&mut header)?;
-            let body_len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as u64;
-            if body_len as usize > MAX_RECORD || pos.1 + HEADER as u64 + body_len > len {
+            if pos.1 < len {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!(
-                        "record at {} in segment {seq} has an impossible length {body_len}",
-                        pos.1
-                    ),
+                    format!("record at {} in segment {seq} is cut short", pos.1),
                 ));
             }
-            let mut body = vec![0u8; body_len as usize];
-            f.read_exact(&mut body)?;
-            let want = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
-            let created_ms = i64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
-            if crc(created_ms, &body) != want {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("record at {} in segment {seq} fails its checksum", pos.1),
-                ));
-            }
-            let len_on_disk = HEADER as u64 + body_len;
-            return Ok(Some(Record {
-                created_ms,
-                body,
-                next: (seq, pos.1 + len_on_disk),
-                len_on_disk,
-            }));
+            // End of this segment: try the next one.
+            pos = (seq + 1, 0);
         }
+    }
+
+    /// Opens a segment positioned at `offset`.
+    fn open_at(&self, seq: u64, offset: u64) -> io::Result<File> {
+        let mut f = File::open(self.dir.join(segment_name(seq)))?;
+        f.seek(SeekFrom::Start(offset))?;
+        Ok(f)
+    }
+
+    /// Reads the record at `pos`, moving on to the next segment at the end
+    /// of one.
+    fn read_at(&self, pos: (u64, u64)) -> io::Result<Option<Record>> {
+        let Some((seq, offset, len)) = self.locate(pos)? else {
+            return Ok(None);
+        };
+        let pos = (seq, offset);
+        let mut f = self.open_at(seq, offset)?;
+        let mut header = [0u8; HEADER];
+        f.read_exact(&mut header)?;
+        let body_len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as u64;
+        if body_len as usize > MAX_RECORD || pos.1 + HEADER as u64 + body_len > len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "record at {} in segment {seq} has an impossible length {body_len}",
+                    pos.1
+                ),
+            ));
+        }
+        let mut body = vec![0u8; body_len as usize];
+        f.read_exact(&mut body)?;
+        let want = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+        let created_ms = i64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+        if crc(created_ms, &body) != want {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("record at {} in segment {seq} fails its checksum", pos.1),
+            ));
+        }
+        let len_on_disk = HEADER as u64 + body_len;
+        Ok(Some(Record {
+            created_ms,
+            body,
+            next: (seq, pos.1 + len_on_disk),
+            len_on_disk,
+        }))
     }
 
     /// Marks `record` (the one [`peek`](Self::peek) returned) as delivered
@@ -494,24 +507,13 @@ impl Outbox {
     /// Reads only that record's header (for the age metric); the record is
     /// checked when it is read for sending.
     pub fn oldest_pending_ms(&self) -> io::Result<Option<i64>> {
-        let mut pos = self.cursor;
-        loop {
-            let Some(&(seq, len)) = self.segments.iter().find(|s| s.0 >= pos.0) else {
-                return Ok(None);
-            };
-            if seq > pos.0 {
-                pos = (seq, 0);
-            }
-            if pos.1 + HEADER as u64 > len {
-                pos = (seq + 1, 0);
-                continue;
-            }
-            let mut f = File::open(self.dir.join(segment_name(seq)))?;
-            f.seek(SeekFrom::Start(pos.1 + 8))?;
-            let mut created = [0u8; 8];
-            f.read_exact(&mut created)?;
-            return Ok(Some(i64::from_le_bytes(created)));
-        }
+        let Some((seq, offset, _)) = self.locate(self.cursor)? else {
+            return Ok(None);
+        };
+        let mut f = self.open_at(seq, offset + 8)?;
+        let mut created = [0u8; 8];
+        f.read_exact(&mut created)?;
+        Ok(Some(i64::from_le_bytes(created)))
     }
 }
 
