@@ -195,6 +195,20 @@ pub fn validate_labels(labels: &[Label]) -> Result<(), SeriesError> {
     Ok(())
 }
 
+/// Brings a received series' labels to the form a store keys on, as
+/// Prometheus's receiver does: labels with empty values are dropped (empty
+/// and absent mean the same), unsorted labels are sorted. Then checks what
+/// cannot be repaired: a missing name, invalid or repeated label names.
+pub fn normalize_labels(labels: &mut Vec<Label>) -> Result<(), SeriesError> {
+    if labels.iter().any(|l| l.value.is_empty()) {
+        labels.retain(|l| !l.value.is_empty());
+    }
+    if !labels.is_sorted_by(|a, b| a.name <= b.name) {
+        labels.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    validate_labels(labels)
+}
+
 fn describe(labels: &[Label]) -> String {
     let inner: Vec<String> = labels
         .iter()
