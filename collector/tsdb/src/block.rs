@@ -320,6 +320,16 @@ impl Block {
         })
     }
 
+    /// Orders blocks by when their data was first written: the oldest
+    /// source block's id.
+    pub fn age_key(&self) -> &str {
+        self.meta
+            .sources
+            .iter()
+            .min()
+            .map_or(self.meta.id.as_str(), String::as_str)
+    }
+
     pub fn overlaps(&self, mint: i64, maxt: i64) -> bool {
         self.meta.min_time <= maxt && self.meta.max_time >= mint
     }

@@ -753,6 +753,9 @@ fn replay(dir: &Path, head: &Head, stats: &Stats) -> Result<u64, Error> {
 fn merge_series(
     group: &[Arc<Block>],
 ) -> Result<Vec<(Labels, Vec<head::ClosedChunk>)>, Error> {
+    let mut group: Vec<Arc<Block>> = group.to_vec();
+    // Older blocks first, so that on a timestamp conflict the first value wins.
+    group.sort_by(|a, b| a.age_key().cmp(b.age_key()));
     let mut all: Vec<(Labels, usize, SeriesId)> = Vec::new();
     for (bi, b) in group.iter().enumerate() {
         for id in b.select_ids(&[]) {
@@ -771,9 +774,13 @@ fn merge_series(
         for (_, bi, id) in &all[i..j] {
             chunks.extend(group[*bi].raw_chunks(*id)?);
         }
-        chunks.sort_by_key(|c| (c.min_t, c.max_t));
-        let overlapping = chunks.windows(2).any(|w| w[1].min_t <= w[0].max_t);
-        if overlapping {
+        let mut by_time: Vec<(i64, i64)> = chunks.iter().map(|c| (c.min_t, c.max_t)).collect();
+        by_time.sort_unstable();
+        let overlapping = by_time.windows(2).any(|w| w[1].0 <= w[0].1);
+        if !overlapping {
+            chunks.sort_by_key(|c| c.min_t);
+        } else {
+            // `chunks` is in block age order here; merging keeps earlier values.
             let mut merged: Vec<(i64, f64)> = Vec::new();
             for c in &chunks {
                 let mut part = Vec::new();
@@ -814,7 +821,14 @@ impl Querier for Db {
                 }
             }
         };
-        for b in self.blocks().iter().filter(|b| b.overlaps(mint, maxt)) {
+        let mut blocks: Vec<Arc<Block>> = self
+            .blocks()
+            .into_iter()
+            .filter(|b| b.overlaps(mint, maxt))
+            .collect();
+        // On a timestamp conflict the value written first wins: older blocks first.
+        blocks.sort_by(|a, b| a.age_key().cmp(b.age_key()));
+        for b in &blocks {
             for id in b.select_ids(matchers) {
                 if !b.has_data(id, mint, maxt) {
                     continue;
