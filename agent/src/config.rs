@@ -390,6 +390,36 @@ fn join_errors(errors: &[FieldError]) -> String {
         .join("; ")
 }
 
+/// Parses a YAML document into `T` (an empty document gives the defaults),
+/// naming the dotted path of a field that does not fit. The agent's and the
+/// collector's config files both load through here.
+pub fn parse_yaml<T>(text: &str, origin: &str) -> Result<T, ConfigError>
+where
+    T: serde::de::DeserializeOwned + Default,
+{
+    if text.trim().is_empty() {
+        return Ok(T::default());
+    }
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let mut message = inner.to_string();
+        // serde_yaml_ng appends "at line L column C" already; keep it, it is
+        // the most useful part of a type error.
+        if field == "." {
+            message = format!("invalid document: {message}");
+        }
+        ConfigError::Invalid {
+            origin: origin.to_string(),
+            errors: vec![FieldError {
+                field: if field == "." { String::new() } else { field },
+                message,
+            }],
+        }
+    })
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -402,34 +432,15 @@ impl Config {
 
     /// Parses and validates YAML; `origin` names the source in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let invalid = |errors| ConfigError::Invalid {
-            origin: origin.to_string(),
-            errors,
-        };
-        let config: Config = if text.trim().is_empty() {
-            Config::default()
-        } else {
-            let de = serde_yaml_ng::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let field = e.path().to_string();
-                let inner = e.into_inner();
-                let mut message = inner.to_string();
-                // serde_yaml_ng appends "at line L column C" already; keep it,
-                // it is the most useful part of a type error.
-                if field == "." {
-                    message = format!("invalid document: {message}");
-                }
-                invalid(vec![FieldError {
-                    field: if field == "." { String::new() } else { field },
-                    message,
-                }])
-            })?
-        };
+        let config: Config = parse_yaml(text, origin)?;
         let errors = config.validate();
         if errors.is_empty() {
             Ok(config)
         } else {
-            Err(invalid(errors))
+            Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                errors,
+            })
         }
     }
 

@@ -100,6 +100,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     rt.block_on(service::run(
         agent,
         RunOptions {
+            push_override: None,
             config_path: path,
             initial: cfg,
             listen_override: args.listen,

@@ -289,7 +289,7 @@ impl Registry {
 }
 
 /// The standard `process_*` series for the agent's own process.
-fn process_families(started_unix: f64) -> Vec<Family> {
+pub fn process_families(started_unix: f64) -> Vec<Family> {
     let mut out = Vec::with_capacity(6);
     let ticks = crate::procfs::clock_ticks_per_second();
     if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
@@ -357,7 +357,7 @@ fn process_families(started_unix: f64) -> Vec<Family> {
 }
 
 /// The process start time from `/proc/self/stat` and the boot time.
-fn process_start_unix() -> Option<f64> {
+pub fn process_start_unix() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let after = stat.rsplit_once(')')?.1;
     let start_ticks: f64 = after.split_ascii_whitespace().nth(19)?.parse().ok()?;

@@ -199,6 +199,9 @@ pub struct RunOptions {
     pub initial: Config,
     /// Applied over every loaded config (command-line flags).
     pub listen_override: Option<String>,
+    /// An endpoint pushed to whatever the config says, with its outbox
+    /// directory (`lookout up` points its embedded agent at its collector).
+    pub push_override: Option<(crate::config::EndpointConfig, PathBuf)>,
     /// Who is running the agent, for the start-up message.
     pub role: &'static str,
 }
@@ -206,6 +209,12 @@ pub struct RunOptions {
 fn apply_overrides(mut cfg: Config, opts: &RunOptions) -> Config {
     if let Some(l) = &opts.listen_override {
         cfg.listen = l.clone();
+    }
+    if let Some((endpoint, outbox)) = &opts.push_override {
+        if !cfg.push.endpoints.iter().any(|e| e.url == endpoint.url) {
+            cfg.push.endpoints.push(endpoint.clone());
+        }
+        cfg.push.outbox_dir = outbox.clone();
     }
     cfg
 }

@@ -30,6 +30,9 @@ use crate::outbox::{DropReason, Outbox};
 use crate::registry::{Registry, error_chain};
 
 pub const NAME: &str = "push";
+/// Header naming the pushing node; the collector's `instance` for the
+/// agent's synthesized `up`.
+pub const NODE_HEADER: &str = "X-Lookout-Node";
 /// Segments of 4 MiB: small enough that dropping the oldest when full loses
 /// little, large enough to keep the file count low.
 const SEGMENT_BYTES: u64 = 4 << 20;
@@ -47,17 +50,89 @@ struct EndpointStats {
     dropped: Vec<(DropReason, u64)>,
 }
 
-struct Endpoint {
+/// One remote-write receiver with its outbox. The agent's shipper and the
+/// collector's forwarder both send through it.
+pub struct Endpoint {
     name: String,
     url: hyper::Uri,
     token: Option<String>,
     timeout: Duration,
+    user_agent: String,
+    /// Header the receiver learns the sending node from (agents only).
+    node: Option<String>,
     outbox: Mutex<Outbox>,
     wake: Notify,
     stats: Mutex<EndpointStats>,
 }
 
+/// Called after anything that changes an endpoint's statistics.
+pub type OnChange = Arc<dyn Fn() + Send + Sync>;
+
 type Shared = Arc<Vec<Arc<Endpoint>>>;
+
+/// Where and how to send; the outbox lives in `outbox_dir`.
+pub struct EndpointSpec<'a> {
+    pub name: String,
+    pub url: &'a str,
+    pub bearer_token_file: Option<&'a std::path::Path>,
+    pub timeout: Duration,
+    pub outbox_dir: std::path::PathBuf,
+    pub outbox_max_bytes: u64,
+    pub user_agent: String,
+    pub node: Option<String>,
+}
+
+impl Endpoint {
+    pub fn open(spec: EndpointSpec<'_>) -> anyhow::Result<Endpoint> {
+        let name = spec.name;
+        let dir = spec.outbox_dir;
+        let outbox = Outbox::open(&dir, spec.outbox_max_bytes, SEGMENT_BYTES).map_err(|err| {
+            anyhow::anyhow!(
+                "cannot open the outbox for {name} at {}: {err}",
+                dir.display()
+            )
+        })?;
+        let token = match spec.bearer_token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|err| {
+                        anyhow::anyhow!(
+                            "cannot read the bearer token for {name} from {}: {err}",
+                            path.display()
+                        )
+                    })?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let endpoint = Endpoint {
+            name,
+            url: spec.url.parse()?,
+            token,
+            timeout: spec.timeout,
+            user_agent: spec.user_agent,
+            node: spec.node,
+            outbox: Mutex::new(outbox),
+            wake: Notify::new(),
+            stats: Mutex::default(),
+        };
+        refresh_outbox_stats(&endpoint);
+        Ok(endpoint)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Appends a batch to the outbox and wakes the sender. Blocking (file I/O).
+    pub fn enqueue(&self, created_ms: i64, body: &[u8]) -> std::io::Result<()> {
+        lock(&self.outbox).append(created_ms, body)?;
+        self.wake.notify_one();
+        refresh_outbox_stats(self);
+        Ok(())
+    }
+}
 
 /// Opens each endpoint's outbox and starts the producer and the senders.
 pub fn start(
@@ -72,15 +147,18 @@ pub fn start(
     }
     let mut endpoints = Vec::new();
     for e in &cfg.endpoints {
-        endpoints.push(Arc::new(open_endpoint(cfg, e)?));
+        endpoints.push(Arc::new(open_endpoint(cfg, e, node)?));
     }
     let endpoints: Shared = Arc::new(endpoints);
+    let on_change: OnChange = {
+        let registry = registry.clone();
+        let endpoints = endpoints.clone();
+        Arc::new(move || publish_stats(&registry, &endpoints))
+    };
     for e in endpoints.iter() {
-        refresh_outbox_stats(e);
         tasks.spawn(send_loop(
             e.clone(),
-            endpoints.clone(),
-            registry.clone(),
+            on_change.clone(),
             cancel.child_token(),
         ));
     }
@@ -95,37 +173,17 @@ pub fn start(
     Ok(())
 }
 
-fn open_endpoint(cfg: &PushConfig, e: &EndpointConfig) -> anyhow::Result<Endpoint> {
+fn open_endpoint(cfg: &PushConfig, e: &EndpointConfig, node: &str) -> anyhow::Result<Endpoint> {
     let name = e.display_name();
-    let dir = cfg.outbox_dir.join(&name);
-    let outbox = Outbox::open(&dir, cfg.outbox_max_mib << 20, SEGMENT_BYTES).map_err(|err| {
-        anyhow::anyhow!(
-            "cannot open the outbox for {name} at {}: {err}",
-            dir.display()
-        )
-    })?;
-    let token = match &e.bearer_token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|err| {
-                    anyhow::anyhow!(
-                        "cannot read the bearer token for {name} from {}: {err}",
-                        path.display()
-                    )
-                })?
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
-    Ok(Endpoint {
+    Endpoint::open(EndpointSpec {
+        outbox_dir: cfg.outbox_dir.join(&name),
         name,
-        url: e.url.parse()?,
-        token,
+        url: &e.url,
+        bearer_token_file: e.bearer_token_file.as_deref(),
         timeout: e.timeout,
-        outbox: Mutex::new(outbox),
-        wake: Notify::new(),
-        stats: Mutex::default(),
+        outbox_max_bytes: cfg.outbox_max_mib << 20,
+        user_agent: concat!("lookout-agent/", env!("CARGO_PKG_VERSION")).to_string(),
+        node: Some(node.to_string()),
     })
 }
 
@@ -193,17 +251,15 @@ async fn produce_loop(
         for e in endpoints.iter() {
             let e2 = e.clone();
             let body = body.clone();
-            let appended =
-                tokio::task::spawn_blocking(move || lock(&e2.outbox).append(created, &body)).await;
+            let appended = tokio::task::spawn_blocking(move || e2.enqueue(created, &body)).await;
             match appended {
-                Ok(Ok(())) => e.wake.notify_one(),
+                Ok(Ok(())) => {}
                 Ok(Err(err)) => tracing::error!(
                     endpoint = e.name,
                     "cannot write a batch to the outbox: {err}; this batch is lost for this endpoint"
                 ),
                 Err(err) => tracing::error!(endpoint = e.name, "outbox write failed: {err}"),
             }
-            refresh_outbox_stats(e);
         }
         publish_stats(&registry, &endpoints);
     }
@@ -216,12 +272,8 @@ enum Outcome {
     Reject(String),
 }
 
-async fn send_loop(
-    e: Arc<Endpoint>,
-    all: Shared,
-    registry: Arc<Registry>,
-    cancel: CancellationToken,
-) {
+/// Sends the endpoint's outbox, oldest batch first, until cancelled.
+pub async fn send_loop(e: Arc<Endpoint>, on_change: OnChange, cancel: CancellationToken) {
     let client: Client<HttpConnector, Full<Bytes>> = {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(e.timeout));
@@ -289,7 +341,7 @@ async fn send_loop(
                     .max(retry_after.unwrap_or(Duration::ZERO))
                     .min(BACKOFF_MAX.max(retry_after.unwrap_or(Duration::ZERO)));
                 refresh_outbox_stats(&e);
-                publish_stats(&registry, &all);
+                on_change();
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = tokio::time::sleep(backoff) => {}
@@ -297,7 +349,7 @@ async fn send_loop(
             }
         }
         refresh_outbox_stats(&e);
-        publish_stats(&registry, &all);
+        on_change();
     }
 }
 
@@ -325,10 +377,10 @@ async fn send_once(
             remote_write::CONTENT_ENCODING,
         )
         .header(remote_write::VERSION_HEADER, remote_write::VERSION)
-        .header(
-            hyper::header::USER_AGENT,
-            concat!("lookout-agent/", env!("CARGO_PKG_VERSION")),
-        );
+        .header(hyper::header::USER_AGENT, e.user_agent.as_str());
+    if let Some(node) = &e.node {
+        req = req.header(NODE_HEADER, node.as_str());
+    }
     if let Some(t) = &e.token {
         req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
     }
@@ -383,32 +435,38 @@ fn refresh_outbox_stats(e: &Endpoint) {
 
 fn publish_stats(registry: &Registry, endpoints: &[Arc<Endpoint>]) {
     let now_ms = unix_millis(registry.clock().now());
+    registry.publish(NAME, stat_families("lookout_agent", endpoints, now_ms));
+}
+
+/// Sending statistics as families named `<prefix>_push_*` and
+/// `<prefix>_outbox_*`, one series per endpoint.
+pub fn stat_families(prefix: &str, endpoints: &[Arc<Endpoint>], now_ms: i64) -> Vec<Family> {
     let mut sent = Family::counter(
-        "lookout_agent_push_sent_batches_total",
+        format!("{prefix}_push_sent_batches_total"),
         "Batches a receiver acknowledged with 2xx.",
     );
     let mut bytes = Family::counter(
-        "lookout_agent_push_sent_bytes_total",
+        format!("{prefix}_push_sent_bytes_total"),
         "Compressed bytes of acknowledged batches.",
     );
     let mut retries = Family::counter(
-        "lookout_agent_push_retries_total",
+        format!("{prefix}_push_retries_total"),
         "Push attempts that failed and will be retried.",
     );
     let mut dropped = Family::counter(
-        "lookout_agent_push_dropped_batches_total",
+        format!("{prefix}_push_dropped_batches_total"),
         "Batches dropped without delivery, by reason (outbox_full, corrupt, rejected).",
     );
     let mut pending = Family::gauge(
-        "lookout_agent_outbox_bytes",
+        format!("{prefix}_outbox_bytes"),
         "Bytes of batches waiting in the outbox.",
     );
     let mut age = Family::gauge(
-        "lookout_agent_outbox_oldest_unsent_age_seconds",
+        format!("{prefix}_outbox_oldest_unsent_age_seconds"),
         "Age of the oldest batch waiting in the outbox (0 when empty).",
     );
     let mut last = Family::new(
-        "lookout_agent_push_last_success_timestamp_seconds",
+        format!("{prefix}_push_last_success_timestamp_seconds"),
         "When a receiver last acknowledged a batch.",
         MetricKind::Gauge,
     );
@@ -436,10 +494,7 @@ fn publish_stats(registry: &Registry, endpoints: &[Arc<Endpoint>]) {
         );
         last.push(l, s.last_success_unix);
     }
-    registry.publish(
-        NAME,
-        vec![sent, bytes, retries, dropped, pending, age, last],
-    );
+    vec![sent, bytes, retries, dropped, pending, age, last]
 }
 
 /// Full-jitter exponential backoff, so that many agents returning after an

@@ -1,12 +1,16 @@
-//! `lookout`: the collector. Today it offers `lookout up`, which runs the
-//! whole system on one machine; the collector's ingest, storage, query and
-//! alerting arrive as their own subcommands and modules.
+//! `lookout`: the collector, and `lookout up`, the whole system on one
+//! machine.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use lookout::config::Config;
+use lookout::serve::{self, Collector};
 use lookout_agent::cli::{self, LogFormat};
+use lookout_agent::config::EndpointConfig;
 use lookout_agent::service::{self, Agent, RunOptions};
 
 #[derive(Parser, Debug)]
@@ -30,17 +34,44 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run everything on this machine: an embedded agent sampling this
-    /// host, its containers and its Docker daemon, served as /metrics.
+    /// Run everything on this machine: the collector with embedded storage,
+    /// and an embedded agent sampling this host, its containers and its
+    /// Docker daemon, pushing to the collector.
     Up {
-        /// Address to serve on.
-        #[arg(long, default_value = "127.0.0.1:9779", env = "LOOKOUT_LISTEN")]
+        /// Address of the collector (API, remote-write ingest, /metrics).
+        #[arg(long, default_value = "127.0.0.1:9780", env = "LOOKOUT_LISTEN")]
         listen: String,
+
+        /// Address of the embedded agent's own /metrics.
+        #[arg(long, default_value = "127.0.0.1:9779", env = "LOOKOUT_AGENT_LISTEN")]
+        agent_listen: String,
+
+        /// Directory for the collector's storage and the agent's outbox.
+        #[arg(long, default_value = "lookout-data", env = "LOOKOUT_DATA")]
+        data: PathBuf,
 
         /// Agent config (YAML) for the embedded agent; defaults otherwise.
         #[arg(long, env = "LOOKOUT_AGENT_CONFIG")]
         agent_config: Option<PathBuf>,
     },
+    /// Run the collector.
+    Serve {
+        /// Config file (lookout.yaml); built-in defaults when absent.
+        #[arg(long, short, env = "LOOKOUT_CONFIG")]
+        config: Option<PathBuf>,
+
+        /// Overrides `listen` from the config.
+        #[arg(long)]
+        listen: Option<String>,
+
+        /// Overrides `storage.path` from the config.
+        #[arg(long)]
+        storage_path: Option<PathBuf>,
+    },
+    /// Check a collector config file and exit (0 when valid).
+    CheckConfig { file: PathBuf },
+    /// Print the default collector config (annotated YAML).
+    PrintDefaultConfig,
 }
 
 fn main() -> ExitCode {
@@ -59,24 +90,102 @@ fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Up {
             listen,
+            agent_listen,
+            data,
             agent_config,
+        } => up(listen, agent_listen, data, agent_config),
+        Command::Serve {
+            config,
+            listen,
+            storage_path,
         } => {
-            let (cfg, path) = match agent_config {
-                Some(p) => cli::load_config(Some(&p))?,
-                None => (lookout_agent::config::Config::default(), None),
+            let mut cfg = match &config {
+                Some(p) => Config::load(p)?,
+                None => Config::default(),
             };
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            if let Some(p) = storage_path {
+                cfg.storage.path = p;
+            }
+            let errors = cfg.validate();
+            if !errors.is_empty() {
+                let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                anyhow::bail!("invalid settings: {}", text.join("; "));
+            }
             cli::raise_fd_limit();
-            let rt = cli::runtime()?;
-            let agent = Agent::new(lookout_agent::clock::system());
-            rt.block_on(service::run(
-                agent,
-                RunOptions {
-                    config_path: path,
-                    initial: cfg,
-                    listen_override: Some(listen),
-                    role: "lookout up (embedded agent)",
-                },
-            ))
+            multi_thread_runtime()?.block_on(serve::run(cfg, config))
+        }
+        Command::CheckConfig { file } => {
+            Config::load(&file)?;
+            println!("{}: valid", file.display());
+            Ok(())
+        }
+        Command::PrintDefaultConfig => {
+            print!("{}", Config::default_yaml());
+            Ok(())
         }
     }
+}
+
+fn multi_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("lookout")
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn up(
+    listen: String,
+    agent_listen: String,
+    data: PathBuf,
+    agent_config: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let (agent_cfg, agent_path) = match agent_config {
+        Some(p) => cli::load_config(Some(&p))?,
+        None => (lookout_agent::config::Config::default(), None),
+    };
+    let mut cfg = Config {
+        listen,
+        ..Config::default()
+    };
+    cfg.storage.path = data.join("storage");
+    let errors = cfg.validate();
+    if !errors.is_empty() {
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        anyhow::bail!("invalid settings: {}", text.join("; "));
+    }
+    cli::raise_fd_limit();
+    let rt = multi_thread_runtime()?;
+    rt.block_on(async move {
+        let collector = Collector::start(cfg, lookout_agent::clock::system()).await?;
+        tracing::info!(
+            "lookout up {}: collector on http://{} (query API, remote write), storage at {}",
+            env!("CARGO_PKG_VERSION"),
+            collector.addr,
+            data.join("storage").display()
+        );
+        let endpoint = EndpointConfig {
+            name: "collector".into(),
+            url: format!("http://{}/api/v1/write", collector.addr),
+            bearer_token_file: None,
+            timeout: Duration::from_secs(10),
+        };
+        let agent = Agent::new(lookout_agent::clock::system());
+        let result = service::run(
+            agent,
+            RunOptions {
+                config_path: agent_path,
+                initial: agent_cfg,
+                listen_override: Some(agent_listen),
+                push_override: Some((endpoint, data.join("agent-outbox"))),
+                role: "lookout up (embedded agent)",
+            },
+        )
+        .await;
+        collector.stop().await;
+        result
+    })
 }

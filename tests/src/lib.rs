@@ -525,14 +525,7 @@ impl Prometheus {
 
     /// The first result of an instant query, as JSON.
     pub fn query(&self, expr: &str) -> Option<serde_json::Value> {
-        let mut q = String::new();
-        for b in expr.bytes() {
-            if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) {
-                q.push(b as char);
-            } else {
-                q.push_str(&format!("%{b:02X}"));
-            }
-        }
+        let q = url_encode(expr);
         let r = http_get(self.addr, &format!("/api/v1/query?query={q}"), &[]).ok()?;
         let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
         v["data"]["result"]
@@ -542,6 +535,189 @@ impl Prometheus {
 }
 
 impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Percent-encodes a query parameter value.
+pub fn url_encode(s: &str) -> String {
+    let mut q = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) {
+            q.push(b as char);
+        } else {
+            q.push_str(&format!("%{b:02X}"));
+        }
+    }
+    q
+}
+
+/// One series from the collector's `/api/v1/export`.
+#[derive(Clone, Debug)]
+pub struct Exported {
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub timestamps: Vec<i64>,
+    /// Numbers, or the strings "NaN", "StaleNaN", "+Inf", "-Inf".
+    pub values: Vec<serde_json::Value>,
+}
+
+/// A `lookout serve` process with its own storage directory. Killed when
+/// dropped; [`Collector::restart`] starts it again on the same port and data.
+pub struct Collector {
+    pub addr: SocketAddr,
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    starts: u32,
+}
+
+impl Collector {
+    /// Starts a collector with `config_yaml` (its `listen` and
+    /// `storage.path` are set here) and waits until it is ready.
+    pub fn start(config_yaml: &str) -> Collector {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        std::fs::write(dir.path().join("lookout.yaml"), config_yaml).expect("write config");
+        let child = Self::spawn(&dir, addr, 0);
+        let mut c = Collector {
+            addr,
+            child,
+            dir,
+            starts: 1,
+        };
+        c.wait_ready();
+        c
+    }
+
+    fn spawn(dir: &tempfile::TempDir, addr: SocketAddr, n: u32) -> Child {
+        let log = std::fs::File::create(dir.path().join(format!("lookout.{n}.log"))).expect("log");
+        Command::new(bin("lookout"))
+            .arg("serve")
+            .arg("--config")
+            .arg(dir.path().join("lookout.yaml"))
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--storage-path")
+            .arg(dir.path().join("data"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start lookout serve")
+    }
+
+    fn wait_ready(&mut self) {
+        let up = wait_for(Duration::from_secs(30), || {
+            http_get(self.addr, "/-/ready", &[])
+                .ok()
+                .filter(|r| r.status == 200)
+        });
+        if up.is_none() {
+            let _ = self.child.kill();
+            panic!(
+                "lookout serve did not come up on {}; log:\n{}",
+                self.addr,
+                self.log()
+            );
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Every log the process wrote, oldest start first.
+    pub fn log(&self) -> String {
+        (0..self.starts)
+            .map(|n| {
+                std::fs::read_to_string(self.dir.path().join(format!("lookout.{n}.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n--- restart ---\n")
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops with SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) {
+        // SAFETY: kill has no memory effects.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let status = wait_for(Duration::from_secs(15), || {
+            self.child.try_wait().ok().flatten()
+        });
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "lookout serve did not stop cleanly: {status:?}; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Starts again on the same address and storage.
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(&self.dir, self.addr, self.starts);
+        self.starts += 1;
+        self.wait_ready();
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        http_get(self.addr, path, &[]).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// `data` of a successful API answer.
+    pub fn api(&self, path: &str) -> serde_json::Value {
+        let r = self.get(path);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+        assert_eq!(v["status"], "success", "{v}");
+        v["data"].clone()
+    }
+
+    /// Raw samples of the series a selector matches.
+    pub fn export(&self, selector: &str) -> Vec<Exported> {
+        let r = self.get(&format!("/api/v1/export?match[]={}", url_encode(selector)));
+        assert_eq!(r.status, 200, "export {selector}: {}", r.body);
+        r.body
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("export line");
+                Exported {
+                    labels: v["metric"]
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, v)| {
+                                    (k.clone(), v.as_str().unwrap_or_default().to_string())
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    timestamps: v["timestamps"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(|t| t.as_i64()).collect())
+                        .unwrap_or_default(),
+                    values: v["values"].as_array().cloned().unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    /// Scrapes the collector's own /metrics.
+    pub fn scrape(&self) -> Scrape {
+        let r = self.get("/metrics");
+        assert_eq!(r.status, 200);
+        Scrape::parse(r.body)
+    }
+}
+
+impl Drop for Collector {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -98,7 +98,7 @@ pub struct Block {
 
 /// Writes series (sorted by labels, chunks in time order) as a new block
 /// under `parent`. Returns the metadata of what was written.
-pub fn write_block<'a>(
+pub fn write_block(
     parent: &Path,
     series: impl Iterator<Item = (Labels, Vec<ClosedChunk>)>,
     level: u32,
@@ -111,8 +111,10 @@ pub fn write_block<'a>(
     fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
 
     let chunks_path = tmp.join("chunks");
-    let mut chunks_out =
-        BufWriter::with_capacity(1 << 20, File::create(&chunks_path).map_err(io_err(&chunks_path))?);
+    let mut chunks_out = BufWriter::with_capacity(
+        1 << 20,
+        File::create(&chunks_path).map_err(io_err(&chunks_path))?,
+    );
     let mut offset = 0u64;
     let mut symbols = Symbols::default();
     let mut entries: Vec<(Vec<SymbolId>, Vec<ChunkMeta>)> = Vec::new();
@@ -156,12 +158,10 @@ pub fn write_block<'a>(
         meta.num_series += 1;
         entries.push((label_ids, metas));
     }
-    let f = chunks_out
-        .into_inner()
-        .map_err(|e| BlockError::Io {
-            path: chunks_path.clone(),
-            source: e.into_error(),
-        })?;
+    let f = chunks_out.into_inner().map_err(|e| BlockError::Io {
+        path: chunks_path.clone(),
+        source: e.into_error(),
+    })?;
     f.sync_all().map_err(io_err(&chunks_path))?;
 
     // Symbols are written sorted; series refer to them by position.
@@ -235,8 +235,9 @@ impl Block {
             what: what.to_string(),
         };
         let meta_path = dir.join("meta.json");
-        let meta: BlockMeta = serde_json::from_slice(&fs::read(&meta_path).map_err(io_err(&meta_path))?)
-            .map_err(|e| corrupt(&format!("meta.json: {e}")))?;
+        let meta: BlockMeta =
+            serde_json::from_slice(&fs::read(&meta_path).map_err(io_err(&meta_path))?)
+                .map_err(|e| corrupt(&format!("meta.json: {e}")))?;
         let index_path = dir.join("index");
         let mut index = Vec::new();
         File::open(&index_path)

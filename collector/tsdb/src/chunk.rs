@@ -497,13 +497,19 @@ mod tests {
 
     #[test]
     fn regular_scrapes_of_a_constant_cost_about_two_bits_a_sample() {
-        let samples: Vec<_> = (0..120).map(|i| (1_700_000_000_000 + i * 10_000, 1.0)).collect();
+        let samples: Vec<_> = (0..120)
+            .map(|i| (1_700_000_000_000 + i * 10_000, 1.0))
+            .collect();
         let mut app = XorAppender::new();
         for &(t, v) in &samples {
             app.append(t, v);
         }
         // header 2 + first t varint 6 + value 8 + second delta 3 + ~2 bits * 119.
-        assert!(app.bytes().len() < 2 + 6 + 8 + 3 + 32, "{} bytes", app.bytes().len());
+        assert!(
+            app.bytes().len() < 2 + 6 + 8 + 3 + 32,
+            "{} bytes",
+            app.bytes().len()
+        );
         assert!(same_bits(&roundtrip(&samples), &samples));
     }
 
@@ -536,7 +542,10 @@ mod tests {
                 Ok(it) => it.collect(),
                 Err(_) => continue,
             };
-            assert!(got.iter().any(|r| r.is_err()), "cut at {cut} decoded cleanly");
+            assert!(
+                got.iter().any(|r| r.is_err()),
+                "cut at {cut} decoded cleanly"
+            );
         }
     }
 

@@ -138,7 +138,8 @@ pub trait Querier: Send + Sync {
     }
 
     /// Sorted label names; with matchers, only those of matching series.
-    fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error>;
+    fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64)
+    -> Result<Vec<String>, Error>;
 
     /// Sorted values of one label; with matchers, only of matching series.
     fn label_values(
@@ -177,7 +178,8 @@ impl Db {
         if opts.block_range_ms < 60_000 {
             return Err(Error::Options("block range must be at least 1m".into()));
         }
-        if opts.out_of_order_window_ms < 0 || opts.out_of_order_window_ms > opts.block_range_ms * 4 {
+        if opts.out_of_order_window_ms < 0 || opts.out_of_order_window_ms > opts.block_range_ms * 4
+        {
             return Err(Error::Options(
                 "out-of-order window must be between 0 and four block ranges".into(),
             ));
@@ -297,10 +299,9 @@ impl Db {
             }
             let ids: Vec<SeriesId> = ids.into_iter().flatten().collect();
             let handles = self.head.handles(&ids);
-            let min_valid = self
-                .head
-                .max_time()
-                .map_or(i64::MIN, |m| m.saturating_sub(self.opts.out_of_order_window_ms));
+            let min_valid = self.head.max_time().map_or(i64::MIN, |m| {
+                m.saturating_sub(self.opts.out_of_order_window_ms)
+            });
             let mut logged: Vec<(SeriesId, i64, f64)> = Vec::with_capacity(series.len());
             for (k, handle) in handles.iter().enumerate() {
                 let Some(handle) = handle else { continue };
@@ -336,12 +337,16 @@ impl Db {
         }
         let st = &self.stats;
         st.appends.fetch_add(1, Ordering::Relaxed);
-        st.samples_appended.fetch_add(report.samples_appended, Ordering::Relaxed);
-        st.duplicates.fetch_add(report.duplicates, Ordering::Relaxed);
+        st.samples_appended
+            .fetch_add(report.samples_appended, Ordering::Relaxed);
+        st.duplicates
+            .fetch_add(report.duplicates, Ordering::Relaxed);
         st.conflicts.fetch_add(report.conflicts, Ordering::Relaxed);
         st.too_old.fetch_add(report.too_old, Ordering::Relaxed);
-        st.invalid_series.fetch_add(report.invalid_series, Ordering::Relaxed);
-        st.series_created.fetch_add(report.series_created, Ordering::Relaxed);
+        st.invalid_series
+            .fetch_add(report.invalid_series, Ordering::Relaxed);
+        st.series_created
+            .fetch_add(report.series_created, Ordering::Relaxed);
         Ok(report)
     }
 
@@ -358,7 +363,9 @@ impl Db {
             Ok::<(), Error>(())
         })();
         if let Err(e) = result {
-            self.stats.maintenance_failures.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .maintenance_failures
+                .fetch_add(1, Ordering::Relaxed);
             return Err(e);
         }
         Ok(report)
@@ -435,21 +442,18 @@ impl Db {
     fn checkpoint(&self, segment: u64, boundary: i64) -> Result<(), Error> {
         let wal_dir = self.dir.join("wal");
         let mut sources: Vec<PathBuf> = Vec::new();
-        if let Some((n, path)) = wal::latest_checkpoint(&wal_dir)? {
-            if n < segment {
-                sources.push(path);
-            }
+        if let Some((n, path)) = wal::latest_checkpoint(&wal_dir)?
+            && n < segment
+        {
+            sources.push(path);
         }
         for s in wal::list_segments(&wal_dir)? {
             if s < segment {
                 sources.push(wal_dir.join(wal::segment_name(s)));
             }
         }
-        let live: std::collections::HashSet<SeriesId> = self
-            .head
-            .select_ids(&[])
-            .into_iter()
-            .collect();
+        let live: std::collections::HashSet<SeriesId> =
+            self.head.select_ids(&[]).into_iter().collect();
         let mut out = Vec::new();
         for path in &sources {
             wal::read_file(path, false, |record| match record {
@@ -457,10 +461,18 @@ impl Db {
                     let kept: Vec<(SeriesId, Vec<(&str, &str)>)> = list
                         .iter()
                         .filter(|(id, _)| live.contains(id))
-                        .map(|(id, l)| (*id, l.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()))
+                        .map(|(id, l)| {
+                            (
+                                *id,
+                                l.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect(),
+                            )
+                        })
                         .collect();
                     if !kept.is_empty() {
-                        wal::encode_series(&mut out, kept.iter().map(|(id, l)| (*id, l.as_slice())));
+                        wal::encode_series(
+                            &mut out,
+                            kept.iter().map(|(id, l)| (*id, l.as_slice())),
+                        );
                     }
                 }
                 Record::Samples(list) => {
@@ -622,7 +634,9 @@ impl Db {
 }
 
 fn pairs(ts: &TimeSeries) -> impl Iterator<Item = (&str, &str)> + Clone {
-    ts.labels.iter().map(|l| (l.name.as_str(), l.value.as_str()))
+    ts.labels
+        .iter()
+        .map(|l| (l.name.as_str(), l.value.as_str()))
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -679,7 +693,11 @@ fn load_blocks(dir: &Path) -> Result<Vec<Arc<Block>>, Error> {
             blocks.iter().enumerate().any(|(j, other)| {
                 j != i
                     && other.meta.sources.len() > blocks[i].meta.sources.len()
-                    && blocks[i].meta.sources.iter().all(|s| other.meta.sources.contains(s))
+                    && blocks[i]
+                        .meta
+                        .sources
+                        .iter()
+                        .all(|s| other.meta.sources.contains(s))
             })
         })
         .collect();
@@ -708,10 +726,10 @@ fn replay(dir: &Path, head: &Head, stats: &Stats) -> Result<u64, Error> {
             let handles = head.handles(&ids);
             let mut n = 0;
             for (h, (_, t, v)) in handles.iter().zip(&list) {
-                if let Some(h) = h {
-                    if head.append(h, *t, *v, i64::MIN) == AppendResult::Appended {
-                        n += 1;
-                    }
+                if let Some(h) = h
+                    && head.append(h, *t, *v, i64::MIN) == AppendResult::Appended
+                {
+                    n += 1;
                 }
             }
             stats.replayed_samples.fetch_add(n, Ordering::Relaxed);
@@ -719,7 +737,9 @@ fn replay(dir: &Path, head: &Head, stats: &Stats) -> Result<u64, Error> {
     };
     if let Some((_, path)) = &checkpoint {
         let r = wal::read_file(path, false, &mut apply)?;
-        stats.wal_corrupt_records.fetch_add(r.corrupt, Ordering::Relaxed);
+        stats
+            .wal_corrupt_records
+            .fetch_add(r.corrupt, Ordering::Relaxed);
     }
     let segments: Vec<u64> = wal::list_segments(dir)?
         .into_iter()
@@ -735,7 +755,9 @@ fn replay(dir: &Path, head: &Head, stats: &Stats) -> Result<u64, Error> {
                 damaged_bytes = r.torn_bytes,
                 "write-ahead log segment is damaged; its remaining records are skipped"
             );
-            stats.wal_corrupt_records.fetch_add(r.corrupt.max(1), Ordering::Relaxed);
+            stats
+                .wal_corrupt_records
+                .fetch_add(r.corrupt.max(1), Ordering::Relaxed);
         } else if r.torn_bytes > 0 {
             tracing::warn!(
                 segment = %path.display(),
@@ -750,9 +772,7 @@ fn replay(dir: &Path, head: &Head, stats: &Stats) -> Result<u64, Error> {
 
 /// Merges the series of several blocks, in label order; chunks are copied
 /// when they do not overlap, re-encoded when they do.
-fn merge_series(
-    group: &[Arc<Block>],
-) -> Result<Vec<(Labels, Vec<head::ClosedChunk>)>, Error> {
+fn merge_series(group: &[Arc<Block>]) -> Result<Vec<(Labels, Vec<head::ClosedChunk>)>, Error> {
     let mut group: Vec<Arc<Block>> = group.to_vec();
     // Older blocks first, so that on a timestamp conflict the first value wins.
     group.sort_by(|a, b| a.age_key().cmp(b.age_key()));
@@ -852,7 +872,12 @@ impl Querier for Db {
         Ok(out)
     }
 
-    fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error> {
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, Error> {
         let mut names: Vec<String> = if matchers.is_empty() {
             let mut n = self.head.label_names();
             for b in self.blocks().iter().filter(|b| b.overlaps(mint, maxt)) {

@@ -41,7 +41,10 @@ impl Hasher for IdentityHasher {
 type ByHash = HashMap<u64, SeriesId, BuildHasherDefault<IdentityHasher>>;
 
 /// Hash of a sorted label set, over names and values with separators.
-pub fn hash_labels<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>, scratch: &mut Vec<u8>) -> u64 {
+pub fn hash_labels<'a>(
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    scratch: &mut Vec<u8>,
+) -> u64 {
     scratch.clear();
     for (n, v) in pairs {
         scratch.extend_from_slice(n.as_bytes());
@@ -203,7 +206,11 @@ impl Head {
     }
 
     /// Recreates a series under its logged id (WAL replay).
-    pub fn restore<'a>(&self, id: SeriesId, pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone) {
+    pub fn restore<'a>(
+        &self,
+        id: SeriesId,
+        pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+    ) {
         let mut scratch = Vec::new();
         let hash = hash_labels(pairs.clone(), &mut scratch);
         let mut meta = self.meta.write();
@@ -213,7 +220,11 @@ impl Head {
         if id < meta.next_id {
             // Ids only grow; an older id arriving late means the series
             // was already restored under another id. Keep both readable.
-            let exists = self.series.read().get(id as usize).is_some_and(|s| s.is_some());
+            let exists = self
+                .series
+                .read()
+                .get(id as usize)
+                .is_some_and(|s| s.is_some());
             if exists {
                 return;
             }
@@ -328,7 +339,10 @@ impl Head {
 
     pub fn label_names(&self) -> Vec<String> {
         let meta = self.meta.read();
-        meta.index.label_names(&meta.symbols).map(str::to_string).collect()
+        meta.index
+            .label_names(&meta.symbols)
+            .map(str::to_string)
+            .collect()
     }
 
     pub fn label_values(&self, name: &str) -> Vec<String> {
@@ -397,7 +411,8 @@ impl Head {
                 continue;
             };
             let d = s.data.lock();
-            if d.max_t.is_some() && !(d.closed.is_empty() && d.open.is_empty() && d.ooo.is_empty()) {
+            if d.max_t.is_some() && !(d.closed.is_empty() && d.open.is_empty() && d.ooo.is_empty())
+            {
                 continue;
             }
             drop(d);
@@ -408,12 +423,12 @@ impl Head {
             let hash = hash_labels(pairs, &mut scratch);
             if meta.by_hash.get(&hash) == Some(&id) {
                 meta.by_hash.remove(&hash);
-                if let Some(mut rest) = meta.collisions.remove(&hash) {
-                    if let Some(first) = rest.pop() {
-                        meta.by_hash.insert(hash, first);
-                        if !rest.is_empty() {
-                            meta.collisions.insert(hash, rest);
-                        }
+                if let Some(mut rest) = meta.collisions.remove(&hash)
+                    && let Some(first) = rest.pop()
+                {
+                    meta.by_hash.insert(hash, first);
+                    if !rest.is_empty() {
+                        meta.collisions.insert(hash, rest);
                     }
                 }
             } else if let Some(list) = meta.collisions.get_mut(&hash) {
@@ -646,13 +661,31 @@ mod tests {
         let head = Head::new(2 * H);
         let s = series(&head, &[("__name__", "up"), ("job", "a")]);
         for t in (0..300).map(|i| i * 10_000) {
-            assert_eq!(head.append(&s, t, t as f64, i64::MIN), AppendResult::Appended);
+            assert_eq!(
+                head.append(&s, t, t as f64, i64::MIN),
+                AppendResult::Appended
+            );
         }
-        assert_eq!(head.append(&s, 2_990_000, 2_990_000.0, i64::MIN), AppendResult::Duplicate);
-        assert_eq!(head.append(&s, 50_000, 50_000.0, i64::MIN), AppendResult::Duplicate);
-        assert_eq!(head.append(&s, 50_000, 1.0, i64::MIN), AppendResult::Conflict);
-        assert_eq!(head.append(&s, 55_000, 7.0, i64::MIN), AppendResult::Appended);
-        assert_eq!(head.append(&s, 55_000, 7.0, i64::MIN), AppendResult::Duplicate);
+        assert_eq!(
+            head.append(&s, 2_990_000, 2_990_000.0, i64::MIN),
+            AppendResult::Duplicate
+        );
+        assert_eq!(
+            head.append(&s, 50_000, 50_000.0, i64::MIN),
+            AppendResult::Duplicate
+        );
+        assert_eq!(
+            head.append(&s, 50_000, 1.0, i64::MIN),
+            AppendResult::Conflict
+        );
+        assert_eq!(
+            head.append(&s, 55_000, 7.0, i64::MIN),
+            AppendResult::Appended
+        );
+        assert_eq!(
+            head.append(&s, 55_000, 7.0, i64::MIN),
+            AppendResult::Duplicate
+        );
         assert_eq!(head.append(&s, 1_000, 7.0, 2_000), AppendResult::TooOld);
         let got = all(&head, &s);
         assert_eq!(got.len(), 301);
@@ -687,8 +720,15 @@ mod tests {
         assert_eq!(bs.len(), 361);
         assert_eq!(bs[1], (100, 5.0));
         assert_eq!(all(&head, &a).len(), 280);
-        assert_eq!(head.series_count(), 1, "b had nothing left and is forgotten");
+        assert_eq!(
+            head.series_count(),
+            1,
+            "b had nothing left and is forgotten"
+        );
         assert_eq!(head.min_time(), Some(2 * H));
-        assert!(head.select_ids(&[Matcher::equal("__name__", "b")]).is_empty());
+        assert!(
+            head.select_ids(&[Matcher::equal("__name__", "b")])
+                .is_empty()
+        );
     }
 }

@@ -130,9 +130,7 @@ impl Matcher {
     ) -> Result<Self, regex::Error> {
         let value = value.into();
         let regex = match kind {
-            MatchKind::Regex | MatchKind::NotRegex => {
-                Some(Regex::new(&format!("^(?s:{value})$"))?)
-            }
+            MatchKind::Regex | MatchKind::NotRegex => Some(Regex::new(&format!("^(?s:{value})$"))?),
             _ => None,
         };
         Ok(Matcher {
@@ -200,7 +198,12 @@ impl MemIndex {
     pub fn add_unordered(&mut self, id: SeriesId, labels: &[SymbolId]) {
         insert_sorted(&mut self.all, id);
         for p in labels.chunks_exact(2) {
-            let list = self.postings.entry(p[0]).or_default().entry(p[1]).or_default();
+            let list = self
+                .postings
+                .entry(p[0])
+                .or_default()
+                .entry(p[1])
+                .or_default();
             insert_sorted(list, id);
         }
     }
@@ -226,9 +229,7 @@ impl MemIndex {
         let mut include: Vec<Vec<SeriesId>> = Vec::new();
         let mut exclude: Vec<Vec<SeriesId>> = Vec::new();
         for m in matchers {
-            let values = symbols
-                .lookup(&m.name)
-                .and_then(|n| self.postings.get(&n));
+            let values = symbols.lookup(&m.name).and_then(|n| self.postings.get(&n));
             if m.matches_empty() {
                 // Series without the label pass; subtract those whose value fails.
                 let Some(values) = values else { continue };
@@ -354,7 +355,9 @@ fn subtract(a: &[SeriesId], b: &[SeriesId]) -> Vec<SeriesId> {
 
 /// Sorted label pairs of a label set as given (the caller sorts).
 pub fn label_pairs(labels: &Labels) -> impl Iterator<Item = (&str, &str)> {
-    labels.iter().map(|l: &Label| (l.name.as_str(), l.value.as_str()))
+    labels
+        .iter()
+        .map(|l: &Label| (l.name.as_str(), l.value.as_str()))
 }
 
 #[cfg(test)]
@@ -401,20 +404,41 @@ mod tests {
             got
         };
         let m = |k, n: &str, v: &str| Matcher::new(k, n, v).unwrap();
-        assert_eq!(sel(vec![m(MatchKind::Equal, "__name__", "up")]), vec![0, 1, 2]);
+        assert_eq!(
+            sel(vec![m(MatchKind::Equal, "__name__", "up")]),
+            vec![0, 1, 2]
+        );
         assert_eq!(sel(vec![m(MatchKind::Equal, "job", "")]), vec![2]);
         assert_eq!(sel(vec![m(MatchKind::NotEqual, "job", "")]), vec![0, 1, 3]);
         assert_eq!(
-            sel(vec![m(MatchKind::Equal, "__name__", "up"), m(MatchKind::NotEqual, "job", "node")]),
+            sel(vec![
+                m(MatchKind::Equal, "__name__", "up"),
+                m(MatchKind::NotEqual, "job", "node")
+            ]),
             vec![1, 2]
         );
-        assert_eq!(sel(vec![m(MatchKind::Regex, "job", "node|cad.*")]), vec![0, 1, 3]);
+        assert_eq!(
+            sel(vec![m(MatchKind::Regex, "job", "node|cad.*")]),
+            vec![0, 1, 3]
+        );
         // Anchored: "od" alone does not match "node".
-        assert_eq!(sel(vec![m(MatchKind::Regex, "job", "od")]), Vec::<u32>::new());
+        assert_eq!(
+            sel(vec![m(MatchKind::Regex, "job", "od")]),
+            Vec::<u32>::new()
+        );
         assert_eq!(sel(vec![m(MatchKind::NotRegex, "job", "node")]), vec![1, 2]);
-        assert_eq!(sel(vec![m(MatchKind::Regex, "job", "node|")]), vec![0, 2, 3]);
-        assert_eq!(sel(vec![m(MatchKind::Regex, "nope", ".+")]), Vec::<u32>::new());
-        assert_eq!(sel(vec![m(MatchKind::Regex, "nope", ".*")]), vec![0, 1, 2, 3]);
+        assert_eq!(
+            sel(vec![m(MatchKind::Regex, "job", "node|")]),
+            vec![0, 2, 3]
+        );
+        assert_eq!(
+            sel(vec![m(MatchKind::Regex, "nope", ".+")]),
+            Vec::<u32>::new()
+        );
+        assert_eq!(
+            sel(vec![m(MatchKind::Regex, "nope", ".*")]),
+            vec![0, 1, 2, 3]
+        );
     }
 
     #[test]
@@ -424,8 +448,14 @@ mod tests {
             vec![("__name__", "up"), ("job", "x")],
         ]);
         idx.remove_where(|id| id == 1);
-        assert_eq!(idx.select(&sym, &[Matcher::equal("__name__", "up")]), vec![0]);
-        assert_eq!(idx.label_values(&sym, "job").collect::<Vec<_>>(), vec!["node"]);
+        assert_eq!(
+            idx.select(&sym, &[Matcher::equal("__name__", "up")]),
+            vec![0]
+        );
+        assert_eq!(
+            idx.label_values(&sym, "job").collect::<Vec<_>>(),
+            vec!["node"]
+        );
         assert_eq!(idx.series_count(), 1);
     }
 
@@ -436,7 +466,12 @@ mod tests {
             prop::sample::select(vec!["", "1", "2", "1|2", ".*", ".+", "[12]", "x"]),
         )
             .prop_filter_map("valid", |(n, k, v)| {
-                let kind = [MatchKind::Equal, MatchKind::NotEqual, MatchKind::Regex, MatchKind::NotRegex][k];
+                let kind = [
+                    MatchKind::Equal,
+                    MatchKind::NotEqual,
+                    MatchKind::Regex,
+                    MatchKind::NotRegex,
+                ][k];
                 Matcher::new(kind, n, v).ok()
             })
     }

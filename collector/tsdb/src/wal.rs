@@ -547,7 +547,10 @@ mod tests {
         let mut buf = Vec::new();
         let labels = [("__name__", "up"), ("job", "x")];
         encode_series(&mut buf, [(7u32, &labels[..])].into_iter());
-        encode_samples(&mut buf, &[(7, 1000, 1.5), (7, 999, f64::NAN), (8, -5, 0.0)]);
+        encode_samples(
+            &mut buf,
+            &[(7, 1000, 1.5), (7, 999, f64::NAN), (8, -5, 0.0)],
+        );
         let (r1, n1) = decode_frame(&buf).unwrap();
         assert_eq!(
             r1,
@@ -574,7 +577,10 @@ mod tests {
             assert!(decode_frame(&bad).is_err(), "flip at {i} went unnoticed");
         }
         for cut in 0..buf.len() {
-            assert_eq!(decode_frame(&buf[..cut]).unwrap_err(), FrameError::Truncated);
+            assert_eq!(
+                decode_frame(&buf[..cut]).unwrap_err(),
+                FrameError::Truncated
+            );
         }
     }
 

@@ -53,7 +53,10 @@ fn samples_survive_a_restart_through_the_log() {
         let db = Db::open(dir.path(), opts()).unwrap();
         for i in 0..50 {
             let r = db
-                .append(&mut [ts(&[("__name__", "up"), ("job", "a")], &[(i * 10_000, 1.0)])])
+                .append(&mut [ts(
+                    &[("__name__", "up"), ("job", "a")],
+                    &[(i * 10_000, 1.0)],
+                )])
                 .unwrap();
             assert_eq!(r.samples_appended, 1);
         }
@@ -61,10 +64,18 @@ fn samples_survive_a_restart_through_the_log() {
     }
     let db = Db::open(dir.path(), opts()).unwrap();
     assert_eq!(count(&db, "up"), 50);
-    assert_eq!(db.stats().replayed_samples.load(std::sync::atomic::Ordering::Relaxed), 50);
+    assert_eq!(
+        db.stats()
+            .replayed_samples
+            .load(std::sync::atomic::Ordering::Relaxed),
+        50
+    );
     // Replaying the same pushes again is a no-op.
     let r = db
-        .append(&mut [ts(&[("__name__", "up"), ("job", "a")], &[(0, 1.0), (10_000, 1.0)])])
+        .append(&mut [ts(
+            &[("__name__", "up"), ("job", "a")],
+            &[(0, 1.0), (10_000, 1.0)],
+        )])
         .unwrap();
     assert_eq!((r.samples_appended, r.duplicates), (0, 2));
 }
@@ -75,15 +86,27 @@ fn labels_are_normalized_and_bad_series_reported() {
     let db = Db::open(dir.path(), opts()).unwrap();
     let r = db
         .append(&mut [
-            ts(&[("job", "a"), ("__name__", "x"), ("empty", "")], &[(1, 1.0)]),
+            ts(
+                &[("job", "a"), ("__name__", "x"), ("empty", "")],
+                &[(1, 1.0)],
+            ),
             ts(&[("job", "a")], &[(1, 1.0)]),
             ts(&[("__name__", "y"), ("a", "1"), ("a", "2")], &[(1, 1.0)]),
         ])
         .unwrap();
     assert_eq!(r.samples_appended, 1);
     assert_eq!(r.invalid_series, 2);
-    let got = db.select(&[Matcher::equal("__name__", "x")], 0, 10).unwrap();
-    assert_eq!(got[0].labels.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["__name__", "job"]);
+    let got = db
+        .select(&[Matcher::equal("__name__", "x")], 0, 10)
+        .unwrap();
+    assert_eq!(
+        got[0]
+            .labels
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>(),
+        ["__name__", "job"]
+    );
 }
 
 #[test]
@@ -91,12 +114,20 @@ fn nan_and_stale_markers_are_kept_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), opts()).unwrap();
     let stale = f64::from_bits(0x7ff0_0000_0000_0002);
-    db.append(&mut [ts(&[("__name__", "x")], &[(1, f64::NAN), (2, stale), (3, 1.0)])])
-        .unwrap();
+    db.append(&mut [ts(
+        &[("__name__", "x")],
+        &[(1, f64::NAN), (2, stale), (3, 1.0)],
+    )])
+    .unwrap();
     db.cut_before(2).unwrap();
-    let got = db.select(&[Matcher::equal("__name__", "x")], 0, 10).unwrap();
+    let got = db
+        .select(&[Matcher::equal("__name__", "x")], 0, 10)
+        .unwrap();
     let bits: Vec<u64> = got[0].samples.iter().map(|s| s.1.to_bits()).collect();
-    assert_eq!(bits, vec![f64::NAN.to_bits(), stale.to_bits(), 1f64.to_bits()]);
+    assert_eq!(
+        bits,
+        vec![f64::NAN.to_bits(), stale.to_bits(), 1f64.to_bits()]
+    );
 }
 
 #[test]
@@ -128,7 +159,9 @@ fn blocks_are_cut_checkpointed_compacted_and_retained() {
             blocks.iter().map(|b| &b.meta).collect::<Vec<_>>()
         );
         // Everything from the last 24 hours of data is there, in order.
-        let got = db.select(&[Matcher::equal("__name__", "a")], 0, i64::MAX).unwrap();
+        let got = db
+            .select(&[Matcher::equal("__name__", "a")], 0, i64::MAX)
+            .unwrap();
         let s = &got[0].samples;
         assert!(s.windows(2).all(|w| w[0].0 < w[1].0));
         assert_eq!(s.last().unwrap().0, (hours * 60 - 1) * step);
@@ -140,14 +173,27 @@ fn blocks_are_cut_checkpointed_compacted_and_retained() {
             .unwrap();
     }
     let db = Db::open(dir.path(), o).unwrap();
-    let got = db.select(&[Matcher::equal("__name__", "a")], 0, i64::MAX).unwrap();
+    let got = db
+        .select(&[Matcher::equal("__name__", "a")], 0, i64::MAX)
+        .unwrap();
     let s = &got[0].samples;
-    assert!(s.windows(2).all(|w| w[0].0 < w[1].0), "no duplicates after restart");
-    assert!(s.iter().any(|&(t, v)| t == (hours * 60 - 50) * step + 1 && v == -1.0));
+    assert!(
+        s.windows(2).all(|w| w[0].0 < w[1].0),
+        "no duplicates after restart"
+    );
+    assert!(
+        s.iter()
+            .any(|&(t, v)| t == (hours * 60 - 50) * step + 1 && v == -1.0)
+    );
     let names = db.label_names(&[], i64::MIN, i64::MAX).unwrap();
     assert_eq!(names, vec!["__name__", "n"]);
     let values = db
-        .label_values("n", &[Matcher::new(MatchKind::Regex, "__name__", "a|b").unwrap()], 0, i64::MAX)
+        .label_values(
+            "n",
+            &[Matcher::new(MatchKind::Regex, "__name__", "a|b").unwrap()],
+            0,
+            i64::MAX,
+        )
         .unwrap();
     assert_eq!(values, vec!["1", "2"]);
 }

@@ -1,0 +1,322 @@
+//! `lookout.yaml`: the collector's configuration. Every field has a default,
+//! so an empty file (or none) runs a collector on loopback with storage in
+//! `/var/lib/lookout`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lookout_agent::config::{ConfigError, FieldError, parse_yaml};
+use serde::{Deserialize, Serialize};
+
+/// Default port: beside the agent's 9779, clear of Prometheus (9090),
+/// Alertmanager (9093) and node_exporter (9100).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9780";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address for the HTTP API, remote-write ingest and /metrics.
+    pub listen: String,
+    pub storage: StorageConfig,
+    pub ingest: IngestConfig,
+    pub tls: Option<TlsConfig>,
+    /// Stores that receive a copy of everything ingested.
+    pub forward: Vec<ForwardConfig>,
+    pub api: ApiConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.to_string(),
+            storage: StorageConfig::default(),
+            ingest: IngestConfig::default(),
+            tls: None,
+            forward: Vec::new(),
+            api: ApiConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub path: PathBuf,
+    /// Data older than this (behind the newest sample) is deleted; 0s keeps all.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Oldest blocks are deleted while storage exceeds this; 0 = no limit.
+    pub retention_size_mib: u64,
+    /// Time span of each on-disk block cut from memory.
+    #[serde(with = "humantime_serde")]
+    pub block_range: Duration,
+    /// How late a sample may arrive (behind the newest) and still be stored:
+    /// agents replaying their outbox after an outage land inside it.
+    #[serde(with = "humantime_serde")]
+    pub out_of_order_window: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: PathBuf::from("/var/lib/lookout"),
+            retention: Duration::from_secs(15 * 24 * 3600),
+            retention_size_mib: 0,
+            block_range: Duration::from_secs(2 * 3600),
+            out_of_order_window: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest compressed request body accepted (413 above).
+    pub max_body_mib: u64,
+    /// Largest decompressed request accepted (413 above).
+    pub max_decoded_mib: u64,
+    /// An agent that has not pushed for this long gets `up` 0.
+    #[serde(with = "humantime_serde")]
+    pub agent_silence: Duration,
+    /// Bearer tokens accepted on `POST /api/v1/write`. Empty: no token needed.
+    pub tokens: Vec<TokenConfig>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_mib: 16,
+            max_decoded_mib: 128,
+            agent_silence: Duration::from_secs(60),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// A bearer token, read from a file or an environment variable (never
+/// written in the config itself, so configs can be shared and logged).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it (an agent's node name, or `shared`); used in logs and as
+    /// the instance of a pusher that does not name itself.
+    pub name: String,
+    pub file: Option<PathBuf>,
+    pub env: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// When set, clients must present a certificate signed by this CA.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForwardConfig {
+    pub name: String,
+    /// Remote-write URL (http).
+    pub url: String,
+    pub bearer_token_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Bound of this forwarder's outbox; oldest data is dropped (counted)
+    /// beyond it.
+    pub outbox_max_mib: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Most series one read-API answer may hold.
+    pub max_series: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_series: 500_000,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = parse_yaml(text, origin)?;
+        let errors = config.validate();
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                errors,
+            })
+        }
+    }
+
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let mut err = |field: &str, message: String| {
+            errors.push(FieldError {
+                field: field.to_string(),
+                message,
+            })
+        };
+        if self.listen.parse::<SocketAddr>().is_err() {
+            err(
+                "listen",
+                format!("{:?} is not an address like 0.0.0.0:9780", self.listen),
+            );
+        }
+        let s = &self.storage;
+        if s.path.as_os_str().is_empty() {
+            err("storage.path", "must not be empty".into());
+        }
+        if s.block_range < Duration::from_secs(60) {
+            err("storage.block_range", "must be at least 1m".into());
+        }
+        if s.out_of_order_window > s.block_range * 4 {
+            err(
+                "storage.out_of_order_window",
+                "must be at most four block ranges".into(),
+            );
+        }
+        if !s.retention.is_zero() && s.retention < s.block_range {
+            err(
+                "storage.retention",
+                "must be 0s (keep everything) or at least one block range".into(),
+            );
+        }
+        let i = &self.ingest;
+        if i.max_body_mib == 0 || i.max_decoded_mib == 0 {
+            err(
+                "ingest",
+                "max_body_mib and max_decoded_mib must be above 0".into(),
+            );
+        }
+        if i.agent_silence < Duration::from_secs(1) {
+            err("ingest.agent_silence", "must be at least 1s".into());
+        }
+        for (n, t) in i.tokens.iter().enumerate() {
+            let field = format!("ingest.tokens[{n}]");
+            if t.name.is_empty() {
+                err(&field, "needs a name".into());
+            }
+            if t.file.is_some() == t.env.is_some() {
+                err(&field, "set exactly one of file or env".into());
+            }
+        }
+        if let Some(tls) = &self.tls
+            && (tls.cert_file.as_os_str().is_empty() || tls.key_file.as_os_str().is_empty())
+        {
+            err("tls", "cert_file and key_file are both required".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (n, f) in self.forward.iter().enumerate() {
+            let field = format!("forward[{n}]");
+            if f.name.is_empty()
+                || !f
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                err(&field, "name must be letters, digits, - or _".into());
+            }
+            if !names.insert(f.name.clone()) {
+                err(&field, format!("name {:?} is used twice", f.name));
+            }
+            match f.url.parse::<hyper::Uri>() {
+                Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => {}
+                Ok(u) if u.scheme_str() == Some("https") => err(
+                    &field,
+                    "https forwarding is not supported yet; use http (for example through a local TLS proxy)".into(),
+                ),
+                _ => err(&field, format!("url {:?} is not an http URL", f.url)),
+            }
+            if f.timeout.is_zero() {
+                err(&field, "timeout must be above 0".into());
+            }
+            if f.outbox_max_mib == 0 {
+                err(&field, "outbox_max_mib must be above 0".into());
+            }
+        }
+        if self.api.max_series == 0 {
+            err("api.max_series", "must be above 0".into());
+        }
+        errors
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9780)))
+    }
+
+    pub fn default_yaml() -> String {
+        include_str!("../../deploy/lookout.yaml").to_string()
+    }
+
+    pub fn tsdb_options(&self) -> lookout_tsdb::Options {
+        let s = &self.storage;
+        lookout_tsdb::Options {
+            block_range_ms: s.block_range.as_millis() as i64,
+            out_of_order_window_ms: s.out_of_order_window.as_millis() as i64,
+            retention_ms: s.retention.as_millis() as i64,
+            retention_bytes: s.retention_size_mib << 20,
+            ..lookout_tsdb::Options::default()
+        }
+    }
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        ForwardConfig {
+            name: String::new(),
+            url: String::new(),
+            bearer_token_file: None,
+            timeout: Duration::from_secs(30),
+            outbox_max_mib: 1024,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_example_is_the_defaults() {
+        let parsed = Config::parse(&Config::default_yaml(), "deploy/lookout.yaml").unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::parse("storage:\n  retension: 1d\n", "x.yaml").unwrap_err();
+        assert!(e.to_string().contains("storage"), "{e}");
+        assert!(e.to_string().contains("retension"), "{e}");
+        let e = Config::parse(
+            "listen: nope\ningest:\n  tokens:\n    - name: a\n",
+            "x.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("listen:"), "{e}");
+        assert!(
+            e.contains("ingest.tokens[0]: set exactly one of file or env"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,388 @@
+//! `lookout serve`: wires storage, ingest, the read API, liveness and
+//! forwarding into one process, and stops them in order.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use lookout_agent::clock::{SharedClock, unix_millis, unix_seconds};
+use lookout_protocol::exposition::{Format, encode};
+use lookout_protocol::{Family, Labels, MetricKind};
+use lookout_tsdb::Db;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::forward::Forwarders;
+use crate::ingest::auth::Tokens;
+use crate::ingest::liveness::Liveness;
+use crate::ingest::{IngestStats, Throttled};
+use crate::{api, ingest};
+
+/// Shared state of a running collector.
+pub struct App {
+    pub cfg: Config,
+    pub db: Arc<Db>,
+    pub tokens: Tokens,
+    pub liveness: Liveness,
+    pub ingest_stats: IngestStats,
+    pub forward: Forwarders,
+    pub log: Throttled,
+    pub clock: SharedClock,
+    pub started_unix: f64,
+}
+
+impl App {
+    pub fn now_ms(&self) -> i64 {
+        unix_millis(self.clock.now())
+    }
+}
+
+/// How often storage maintenance (block cuts, compaction, retention) runs.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
+
+pub struct Collector {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    let body_limit = (app.cfg.ingest.max_body_mib << 20) as usize;
+    Router::new()
+        .route(
+            "/api/v1/write",
+            post(ingest::write).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route("/api/v1/series", get(api::series).post(api::series))
+        .route("/api/v1/labels", get(api::labels).post(api::labels))
+        .route("/api/v1/label/{name}/values", get(api::label_values))
+        .route("/api/v1/export", get(api::export).post(api::export))
+        .route("/api/v1/status/buildinfo", get(api::buildinfo))
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(|| async { "Lookout is Healthy.\n" }))
+        .route("/-/ready", get(|| async { "Lookout is Ready.\n" }))
+        .route("/", get(index))
+        .with_state(app)
+}
+
+async fn index() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        concat!(
+            "<html><head><title>Lookout</title></head><body><h1>Lookout collector</h1><ul>",
+            "<li><a href=\"/metrics\">/metrics</a></li>",
+            "<li><a href=\"/api/v1/labels\">/api/v1/labels</a></li>",
+            "<li>POST /api/v1/write (remote write)</li></ul></body></html>\n"
+        ),
+    )
+        .into_response()
+}
+
+impl Collector {
+    /// Opens storage, binds the listener and starts the background loops.
+    pub async fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Collector> {
+        let tokens = Tokens::load(&cfg.ingest.tokens)?;
+        let listener = tokio::net::TcpListener::bind(cfg.listen_addr())
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        if tokens.is_open() && !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "ingest accepts pushes without a token on a non-loopback address; set ingest.tokens"
+            );
+        }
+        let path = cfg.storage.path.clone();
+        let opts = cfg.tsdb_options();
+        let db = tokio::task::spawn_blocking(move || Db::open(&path, opts))
+            .await?
+            .with_context(|| format!("cannot open storage at {}", cfg.storage.path.display()))?;
+        let db = Arc::new(db);
+
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let forward = Forwarders::start(&cfg.forward, &cfg.storage.path, &cancel, &mut tasks)?;
+        let liveness = Liveness::new(cfg.ingest.agent_silence.as_millis() as i64);
+        let app = Arc::new(App {
+            started_unix: lookout_agent::registry::process_start_unix()
+                .unwrap_or_else(|| unix_seconds(clock.now())),
+            cfg,
+            db,
+            tokens,
+            liveness,
+            ingest_stats: IngestStats::default(),
+            forward,
+            log: Throttled::default(),
+            clock,
+        });
+        {
+            let app = app.clone();
+            tokio::task::spawn_blocking(move || {
+                let now = app.now_ms();
+                app.liveness.restore(app.db.as_ref(), now, 24 * 3600 * 1000);
+            })
+            .await?;
+        }
+
+        let server_cancel = cancel.clone();
+        let router = router(app.clone());
+        tasks.spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(server_cancel.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!("HTTP server failed: {e}");
+            }
+        });
+        tasks.spawn(maintenance_loop(app.clone(), cancel.clone()));
+        tasks.spawn(liveness_loop(app.clone(), cancel.clone()));
+        Ok(Collector {
+            addr,
+            app,
+            cancel,
+            tasks,
+        })
+    }
+
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        let db = self.app.db.clone();
+        let _ = tokio::task::spawn_blocking(move || db.close()).await;
+    }
+}
+
+async fn maintenance_loop(app: Arc<App>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let db = app.db.clone();
+        match tokio::task::spawn_blocking(move || db.maintain()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!("storage maintenance failed (retried in a minute): {e}"),
+            Err(e) => tracing::error!("storage maintenance task failed: {e}"),
+        }
+    }
+}
+
+/// Writes the synthesized `up` series; ticks at a third of the silence
+/// allowance (at most every 10 s) so `up` flips soon after it is due.
+async fn liveness_loop(app: Arc<App>, cancel: CancellationToken) {
+    let every =
+        (app.cfg.ingest.agent_silence / 3).clamp(Duration::from_secs(1), Duration::from_secs(10));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let app2 = app.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let mut series = app2.liveness.series(app2.now_ms());
+            if series.is_empty() {
+                return Ok(());
+            }
+            let body = lookout_protocol::remote_write::encode(
+                &lookout_protocol::remote_write::WriteRequest {
+                    timeseries: series.clone(),
+                    metadata: Vec::new(),
+                },
+            );
+            app2.db.append(&mut series)?;
+            app2.forward.enqueue(&body);
+            Ok::<(), lookout_tsdb::Error>(())
+        })
+        .await;
+        if let Ok(Err(e)) = done {
+            tracing::error!("cannot store agent liveness: {e}");
+        }
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let app2 = app.clone();
+    let families = tokio::task::spawn_blocking(move || self_families(&app2))
+        .await
+        .unwrap_or_default();
+    let mut out = String::with_capacity(8192);
+    encode(families.iter(), format, &mut out);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, format.content_type())],
+        out,
+    )
+        .into_response()
+}
+
+fn counter(name: &str, help: &'static str, v: u64) -> Family {
+    Family::single(name.to_string(), help, MetricKind::Counter, v as f64)
+}
+
+fn gauge(name: &str, help: &'static str, v: f64) -> Family {
+    Family::single(name.to_string(), help, MetricKind::Gauge, v)
+}
+
+/// The collector's own series.
+pub fn self_families(app: &App) -> Vec<Family> {
+    let st = app.db.stats();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut out = Vec::new();
+    let mut requests = Family::counter(
+        "lookout_ingest_requests_total",
+        "Remote-write requests answered, by HTTP status code.",
+    );
+    let mut codes: Vec<(u16, u64)> = app
+        .ingest_stats
+        .requests
+        .lock()
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    codes.sort();
+    for (code, n) in codes {
+        requests.push(Labels::from_pairs([("code", code.to_string())]), n as f64);
+    }
+    out.push(requests);
+    out.push(counter(
+        "lookout_ingest_received_bytes_total",
+        "Compressed bytes of remote-write bodies received.",
+        load(&app.ingest_stats.bytes),
+    ));
+    out.push(counter(
+        "lookout_ingest_received_samples_total",
+        "Samples in decoded remote-write requests.",
+        load(&app.ingest_stats.samples),
+    ));
+    out.push(counter(
+        "lookout_ingest_native_histograms_dropped_total",
+        "Native histogram samples received and not stored (not supported yet).",
+        load(&app.ingest_stats.native_histograms_dropped),
+    ));
+    out.push(counter(
+        "lookout_tsdb_samples_appended_total",
+        "Samples stored.",
+        load(&st.samples_appended),
+    ));
+    out.push(counter(
+        "lookout_tsdb_duplicate_samples_total",
+        "Samples received again with the same timestamp and value (replays); nothing to store.",
+        load(&st.duplicates),
+    ));
+    let mut dropped = Family::counter(
+        "lookout_tsdb_samples_dropped_total",
+        "Samples not stored, by reason.",
+    );
+    for (reason, v) in [
+        ("conflict", load(&st.conflicts)),
+        ("too_old", load(&st.too_old)),
+    ] {
+        dropped.push(Labels::from_pairs([("reason", reason)]), v as f64);
+    }
+    out.push(dropped);
+    out.push(counter(
+        "lookout_tsdb_invalid_series_total",
+        "Received series refused for their labels (no name, invalid or repeated label names).",
+        load(&st.invalid_series),
+    ));
+    out.push(counter(
+        "lookout_tsdb_series_created_total",
+        "Series created in the head.",
+        load(&st.series_created),
+    ));
+    out.push(gauge(
+        "lookout_tsdb_head_series",
+        "Series in the in-memory head.",
+        app.db.head().series_count() as f64,
+    ));
+    let blocks = app.db.blocks();
+    out.push(gauge(
+        "lookout_tsdb_blocks",
+        "On-disk blocks.",
+        blocks.len() as f64,
+    ));
+    out.push(gauge(
+        "lookout_tsdb_storage_bytes",
+        "Bytes of blocks and write-ahead log on disk.",
+        app.db.disk_bytes() as f64,
+    ));
+    out.push(counter(
+        "lookout_tsdb_wal_corrupt_records_total",
+        "Write-ahead log records found damaged at startup and skipped.",
+        load(&st.wal_corrupt_records),
+    ));
+    out.push(counter(
+        "lookout_tsdb_blocks_cut_total",
+        "Blocks cut from the head.",
+        load(&st.blocks_cut),
+    ));
+    out.push(counter(
+        "lookout_tsdb_compactions_total",
+        "Block compactions.",
+        load(&st.compactions),
+    ));
+    out.push(counter(
+        "lookout_tsdb_blocks_deleted_total",
+        "Blocks deleted by retention.",
+        load(&st.blocks_deleted),
+    ));
+    out.push(counter(
+        "lookout_tsdb_maintenance_failures_total",
+        "Failed maintenance runs (block cut, compaction, retention).",
+        load(&st.maintenance_failures),
+    ));
+    out.push(gauge(
+        "lookout_agents_known",
+        "Pushing agents the collector synthesizes up for.",
+        app.liveness.agent_count() as f64,
+    ));
+    out.extend(app.forward.families(app.now_ms()));
+    let mut build = Family::gauge("lookout_build_info", "Lookout's version.");
+    build.push(
+        Labels::from_pairs([("version", env!("CARGO_PKG_VERSION"))]),
+        1.0,
+    );
+    out.push(build);
+    out.extend(lookout_agent::registry::process_families(app.started_unix));
+    out
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub async fn run(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let storage = cfg.storage.path.clone();
+    let collector = Collector::start(cfg, lookout_agent::clock::system()).await?;
+    tracing::info!(
+        "lookout collector {} listening on http://{} (remote write: POST /api/v1/write), storage at {}{}",
+        env!("CARGO_PKG_VERSION"),
+        collector.addr,
+        storage.display(),
+        config_path
+            .map(|p| format!(", config {}", p.display()))
+            .unwrap_or_default()
+    );
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    collector.stop().await;
+    tracing::info!("stopped");
+    Ok(())
+}
