@@ -25,7 +25,10 @@ use lookout_protocol::remote_write::{self, Label, Sample, TimeSeries, WriteReque
 use lookout_tests::{bin, free_port, http_get, wait_for};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Rng(u64);
@@ -49,13 +52,22 @@ impl Rng {
 enum Shape {
     Constant(f64),
     /// A counter of integers growing by up to `step` a push.
-    IntCounter { step: u64 },
+    IntCounter {
+        step: u64,
+    },
     /// A counter of seconds with nanosecond resolution (cgroup CPU time).
-    NanoSeconds { max_step: u64 },
+    NanoSeconds {
+        max_step: u64,
+    },
     /// A counter of seconds with hundredths (node_exporter's USER_HZ CPU).
-    Hundredths { max_step: u64 },
+    Hundredths {
+        max_step: u64,
+    },
     /// Bytes that wander by whole pages.
-    Pages { base: f64, spread: u64 },
+    Pages {
+        base: f64,
+        spread: u64,
+    },
     /// Seconds since the epoch at push time (container_last_seen).
     Now,
 }
@@ -81,8 +93,16 @@ fn sorted(mut labels: Vec<Label>) -> Vec<Label> {
 fn agent_series(agent: usize, containers: usize, rng: &mut Rng) -> Vec<SeriesDef> {
     let node = format!("node-{agent:04}");
     let mut out = Vec::new();
-    let add = |name: &str, extra: &[(&str, String)], job: &str, shape: Shape, out: &mut Vec<SeriesDef>| {
-        let mut l = vec![label("__name__", name), label("instance", &node), label("job", job)];
+    let add = |name: &str,
+               extra: &[(&str, String)],
+               job: &str,
+               shape: Shape,
+               out: &mut Vec<SeriesDef>| {
+        let mut l = vec![
+            label("__name__", name),
+            label("instance", &node),
+            label("job", job),
+        ];
         for (n, v) in extra {
             l.push(label(n, v));
         }
@@ -94,12 +114,16 @@ fn agent_series(agent: usize, containers: usize, rng: &mut Rng) -> Vec<SeriesDef
     };
     // Host, node_exporter-shaped: about 200 series.
     for cpu in 0..4 {
-        for mode in ["idle", "iowait", "irq", "nice", "softirq", "steal", "system", "user"] {
+        for mode in [
+            "idle", "iowait", "irq", "nice", "softirq", "steal", "system", "user",
+        ] {
             add(
                 "node_cpu_seconds_total",
                 &[("cpu", cpu.to_string()), ("mode", mode.to_string())],
                 "node-exporter",
-                Shape::Hundredths { max_step: if mode == "idle" { 1000 } else { 50 } },
+                Shape::Hundredths {
+                    max_step: if mode == "idle" { 1000 } else { 50 },
+                },
                 &mut out,
             );
         }
@@ -113,7 +137,13 @@ fn agent_series(agent: usize, containers: usize, rng: &mut Rng) -> Vec<SeriesDef
                 spread: 4096,
             }
         };
-        add(&format!("node_memory_field{i}_bytes"), &[], "node-exporter", shape, &mut out);
+        add(
+            &format!("node_memory_field{i}_bytes"),
+            &[],
+            "node-exporter",
+            shape,
+            &mut out,
+        );
     }
     for dev in ["sda", "sdb", "nvme0n1"] {
         for m in [
@@ -126,7 +156,13 @@ fn agent_series(agent: usize, containers: usize, rng: &mut Rng) -> Vec<SeriesDef
             "node_disk_write_time_seconds_total",
             "node_disk_io_now",
         ] {
-            add(m, &[("device", dev.to_string())], "node-exporter", Shape::IntCounter { step: 5000 }, &mut out);
+            add(
+                m,
+                &[("device", dev.to_string())],
+                "node-exporter",
+                Shape::IntCounter { step: 5000 },
+                &mut out,
+            );
         }
     }
     for dev in ["eth0", "eth1", "lo", "docker0"] {
@@ -143,11 +179,19 @@ fn agent_series(agent: usize, containers: usize, rng: &mut Rng) -> Vec<SeriesDef
             "node_network_mtu_bytes",
         ] {
             let shape = if m.ends_with("_total") {
-                Shape::IntCounter { step: if m.contains("bytes") { 1_000_000 } else { 500 } }
+                Shape::IntCounter {
+                    step: if m.contains("bytes") { 1_000_000 } else { 500 },
+                }
             } else {
                 Shape::Constant(1500.0)
             };
-            add(m, &[("device", dev.to_string())], "node-exporter", shape, &mut out);
+            add(
+                m,
+                &[("device", dev.to_string())],
+                "node-exporter",
+                shape,
+                &mut out,
+            );
         }
     }
     for mount in ["/", "/boot", "/var/lib/docker", "/home"] {
@@ -169,7 +213,11 @@ fn agent_series(agent: usize, containers: usize, rng: &mut Rng) -> Vec<SeriesDef
             };
             add(
                 m,
-                &[("mountpoint", mount.to_string()), ("device", "/dev/sda1".into()), ("fstype", "ext4".into())],
+                &[
+                    ("mountpoint", mount.to_string()),
+                    ("device", "/dev/sda1".into()),
+                    ("fstype", "ext4".into()),
+                ],
                 "node-exporter",
                 shape,
                 &mut out,
@@ -177,41 +225,82 @@ fn agent_series(agent: usize, containers: usize, rng: &mut Rng) -> Vec<SeriesDef
         }
     }
     for m in ["node_load1", "node_load5", "node_load15"] {
-        add(m, &[], "node-exporter", Shape::Hundredths { max_step: 30 }, &mut out);
+        add(
+            m,
+            &[],
+            "node-exporter",
+            Shape::Hundredths { max_step: 30 },
+            &mut out,
+        );
     }
-    add("node_boot_time_seconds", &[], "node-exporter", Shape::Constant(1_700_000_000.0), &mut out);
+    add(
+        "node_boot_time_seconds",
+        &[],
+        "node-exporter",
+        Shape::Constant(1_700_000_000.0),
+        &mut out,
+    );
     // Containers, cAdvisor-shaped: 33 series each.
     for c in 0..containers {
         let id: String = (0..4).map(|_| format!("{:016x}", rng.next())).collect();
         let pod = format!("app-{}-{:05x}", c % 17, rng.below(1 << 20));
         let base = [
-            ("id", format!("/kubepods/burstable/pod{:x}/{id}", rng.below(1 << 40))),
-            ("image", format!("registry.example.com/team/app-{}:1.{}.{}", c % 17, c % 5, c % 3)),
-            ("name", format!("k8s_app_{pod}_default_{:x}_0", rng.below(1 << 32))),
+            (
+                "id",
+                format!("/kubepods/burstable/pod{:x}/{id}", rng.below(1 << 40)),
+            ),
+            (
+                "image",
+                format!(
+                    "registry.example.com/team/app-{}:1.{}.{}",
+                    c % 17,
+                    c % 5,
+                    c % 3
+                ),
+            ),
+            (
+                "name",
+                format!("k8s_app_{pod}_default_{:x}_0", rng.below(1 << 32)),
+            ),
             ("namespace", format!("ns-{}", c % 9)),
             ("pod", pod.clone()),
             ("container", format!("app-{}", c % 17)),
         ];
-        let cadd = |name: &str, extra: &[(&str, String)], shape: Shape, out: &mut Vec<SeriesDef>| {
-            let mut l: Vec<(&str, String)> = base.to_vec();
-            l.extend_from_slice(extra);
-            let mut labels = vec![label("__name__", name), label("instance", &node), label("job", "cadvisor")];
-            labels.extend(l.iter().map(|(n, v)| label(n, v)));
-            out.push(SeriesDef {
-                labels: sorted(labels),
-                shape,
-                value: 0.0,
-            });
-        };
+        let cadd =
+            |name: &str, extra: &[(&str, String)], shape: Shape, out: &mut Vec<SeriesDef>| {
+                let mut l: Vec<(&str, String)> = base.to_vec();
+                l.extend_from_slice(extra);
+                let mut labels = vec![
+                    label("__name__", name),
+                    label("instance", &node),
+                    label("job", "cadvisor"),
+                ];
+                labels.extend(l.iter().map(|(n, v)| label(n, v)));
+                out.push(SeriesDef {
+                    labels: sorted(labels),
+                    shape,
+                    value: 0.0,
+                });
+            };
         for m in [
             "container_cpu_usage_seconds_total",
             "container_cpu_user_seconds_total",
             "container_cpu_system_seconds_total",
             "container_cpu_cfs_throttled_seconds_total",
         ] {
-            cadd(m, &[], Shape::NanoSeconds { max_step: 3_000_000_000 }, &mut out);
+            cadd(
+                m,
+                &[],
+                Shape::NanoSeconds {
+                    max_step: 3_000_000_000,
+                },
+                &mut out,
+            );
         }
-        for m in ["container_cpu_cfs_periods_total", "container_cpu_cfs_throttled_periods_total"] {
+        for m in [
+            "container_cpu_cfs_periods_total",
+            "container_cpu_cfs_throttled_periods_total",
+        ] {
             cadd(m, &[], Shape::IntCounter { step: 100 }, &mut out);
         }
         for m in [
@@ -254,14 +343,38 @@ fn agent_series(agent: usize, containers: usize, rng: &mut Rng) -> Vec<SeriesDef
             "container_network_receive_packets_dropped_total",
             "container_network_transmit_packets_dropped_total",
         ] {
-            let step = if m.contains("bytes") { 200_000 } else if m.contains("packets_total") { 300 } else { 0 };
-            cadd(m, &[("interface", "eth0".into())], Shape::IntCounter { step }, &mut out);
+            let step = if m.contains("bytes") {
+                200_000
+            } else if m.contains("packets_total") {
+                300
+            } else {
+                0
+            };
+            cadd(
+                m,
+                &[("interface", "eth0".into())],
+                Shape::IntCounter { step },
+                &mut out,
+            );
         }
-        for m in ["container_fs_reads_bytes_total", "container_fs_writes_bytes_total"] {
-            cadd(m, &[("device", "/dev/sda".into())], Shape::IntCounter { step: 40_960 }, &mut out);
+        for m in [
+            "container_fs_reads_bytes_total",
+            "container_fs_writes_bytes_total",
+        ] {
+            cadd(
+                m,
+                &[("device", "/dev/sda".into())],
+                Shape::IntCounter { step: 40_960 },
+                &mut out,
+            );
         }
         for m in ["container_processes", "container_threads"] {
-            cadd(m, &[], Shape::Constant((1 + rng.below(40)) as f64), &mut out);
+            cadd(
+                m,
+                &[],
+                Shape::Constant((1 + rng.below(40)) as f64),
+                &mut out,
+            );
         }
         cadd("container_last_seen", &[], Shape::Now, &mut out);
     }
@@ -294,9 +407,16 @@ fn advance(s: &mut SeriesDef, rng: &mut Rng, t_ms: i64) -> f64 {
 }
 
 /// Encoded bodies, agent-major within each round, and the sample count.
-fn payloads(agents: usize, containers: usize, rounds: usize, start_ms: i64) -> (Vec<Vec<u8>>, u64, u64) {
+fn payloads(
+    agents: usize,
+    containers: usize,
+    rounds: usize,
+    start_ms: i64,
+) -> (Vec<Vec<u8>>, u64, u64) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut defs: Vec<Vec<SeriesDef>> = (0..agents).map(|a| agent_series(a, containers, &mut rng)).collect();
+    let mut defs: Vec<Vec<SeriesDef>> = (0..agents)
+        .map(|a| agent_series(a, containers, &mut rng))
+        .collect();
     let series: u64 = defs.iter().map(|d| d.len() as u64).sum();
     let mut bodies = Vec::with_capacity(agents * rounds);
     let mut samples = 0u64;
@@ -310,7 +430,10 @@ fn payloads(agents: usize, containers: usize, rounds: usize, start_ms: i64) -> (
                     let v = advance(s, &mut rng, t);
                     TimeSeries {
                         labels: s.labels.clone(),
-                        samples: vec![Sample { value: v, timestamp: t }],
+                        samples: vec![Sample {
+                            value: v,
+                            timestamp: t,
+                        }],
                         ..Default::default()
                     }
                 })
@@ -366,17 +489,28 @@ fn start(name: &'static str, dir: &Path) -> Server {
             (c, "/api/v1/write", "/health")
         }
         _ => {
-            std::fs::write(dir.join("prometheus.yml"), "global: {scrape_interval: 1m}\n").unwrap();
+            std::fs::write(
+                dir.join("prometheus.yml"),
+                "global: {scrape_interval: 1m}\n",
+            )
+            .unwrap();
             let mut c = Command::new("prometheus");
-            c.arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-                .arg(format!("--storage.tsdb.path={}", data.display()))
-                .arg(format!("--web.listen-address={addr}"))
-                .arg("--web.enable-remote-write-receiver")
-                .arg("--storage.tsdb.retention.time=100y");
+            c.arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--web.enable-remote-write-receiver")
+            .arg("--storage.tsdb.retention.time=100y");
             (c, "/api/v1/write", "/-/ready")
         }
     };
-    let child = cmd.stdout(Stdio::null()).stderr(log).spawn().expect("start server");
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start server");
     let s = Server {
         name,
         child,
@@ -384,15 +518,22 @@ fn start(name: &'static str, dir: &Path) -> Server {
         write_path,
         data,
     };
-    wait_for(Duration::from_secs(60), || http_get(s.addr, ready, &[]).ok().filter(|r| r.status == 200))
-        .unwrap_or_else(|| panic!("{name} did not become ready"));
+    wait_for(Duration::from_secs(60), || {
+        http_get(s.addr, ready, &[])
+            .ok()
+            .filter(|r| r.status == 200)
+    })
+    .unwrap_or_else(|| panic!("{name} did not become ready"));
     s
 }
 
 fn proc_cpu(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
-    let f: Vec<f64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
     (f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0))
         / lookout_agent::procfs::clock_ticks_per_second()
 }
@@ -407,7 +548,12 @@ fn proc_status_kib(pid: u32, key: &str) -> f64 {
 }
 
 /// Posts one body on a keep-alive connection; returns the status.
-fn post(conn: &mut BufReader<TcpStream>, addr: SocketAddr, path: &str, body: &[u8]) -> std::io::Result<u16> {
+fn post(
+    conn: &mut BufReader<TcpStream>,
+    addr: SocketAddr,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<u16> {
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\nX-Prometheus-Remote-Write-Version: 0.1.0\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -417,7 +563,11 @@ fn post(conn: &mut BufReader<TcpStream>, addr: SocketAddr, path: &str, body: &[u
     s.write_all(body)?;
     let mut line = String::new();
     conn.read_line(&mut line)?;
-    let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut len = 0usize;
     loop {
         line.clear();
@@ -480,7 +630,9 @@ fn replay(server: &Server, bodies: &Arc<Vec<Vec<u8>>>, agents: usize, clients: u
 }
 
 fn dir_bytes(p: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
     rd.flatten()
         .map(|e| match e.metadata() {
             Ok(m) if m.is_dir() => dir_bytes(&e.path()),
@@ -495,14 +647,27 @@ fn block_bytes(server: &Server) -> (u64, u64) {
     match server.name {
         "victoria-metrics" => (dir_bytes(&server.data), 0),
         name => {
-            let blocks_dir = if name == "lookout" { server.data.join("blocks") } else { server.data.clone() };
+            let blocks_dir = if name == "lookout" {
+                server.data.join("blocks")
+            } else {
+                server.data.clone()
+            };
             let mut bytes = 0;
             let mut samples = 0;
-            for e in std::fs::read_dir(&blocks_dir).into_iter().flatten().flatten() {
+            for e in std::fs::read_dir(&blocks_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let meta = e.path().join("meta.json");
-                let Ok(text) = std::fs::read_to_string(&meta) else { continue };
+                let Ok(text) = std::fs::read_to_string(&meta) else {
+                    continue;
+                };
                 let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                let n = v["numSamples"].as_u64().or_else(|| v["stats"]["numSamples"].as_u64()).unwrap_or(0);
+                let n = v["numSamples"]
+                    .as_u64()
+                    .or_else(|| v["stats"]["numSamples"].as_u64())
+                    .unwrap_or(0);
                 samples += n;
                 bytes += dir_bytes(&e.path());
             }
@@ -523,9 +688,14 @@ fn main() {
     let only: Option<String> = std::env::var("LOOKOUT_BENCH_ONLY").ok();
     let servers: Vec<&'static str> = ["lookout", "victoria-metrics", "prometheus"]
         .into_iter()
-        .filter(|s| only.as_deref().is_none_or(|o| o.split(',').any(|x| x == *s)))
+        .filter(|s| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|x| x == *s))
+        })
         .collect();
-    let tmp = std::env::var("LOOKOUT_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
+    let tmp = std::env::var("LOOKOUT_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir());
     let work = tempfile::tempdir_in(tmp).expect("work dir");
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -533,7 +703,8 @@ fn main() {
         .as_millis() as i64;
 
     let t = Instant::now();
-    let (bodies, samples, series) = payloads(agents, containers, rounds, now_ms - rounds as i64 * 10_000);
+    let (bodies, samples, series) =
+        payloads(agents, containers, rounds, now_ms - rounds as i64 * 10_000);
     let wire: usize = bodies.iter().map(|b| b.len()).sum();
     let bodies = Arc::new(bodies);
     println!(
@@ -615,9 +786,13 @@ fn main() {
                     (n > 0).then_some((b, n))
                 });
                 got.unwrap_or_else(|| {
-                    let log = std::fs::read_to_string(phase2.join(format!("{name}.log"))).unwrap_or_default();
+                    let log = std::fs::read_to_string(phase2.join(format!("{name}.log")))
+                        .unwrap_or_default();
                     let tail: Vec<&str> = log.lines().rev().take(20).collect();
-                    println!("  {name}: no block within 240 s; log tail:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+                    println!(
+                        "  {name}: no block within 240 s; log tail:\n{}",
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    );
                     (0, 0)
                 })
             }
@@ -633,7 +808,11 @@ fn main() {
     }
     if let Some(l) = bps.iter().find(|r| r.0 == "lookout") {
         for other in bps.iter().filter(|r| r.0 != "lookout") {
-            println!("  ratio lookout/{}: bytes per sample {:.2}x", other.0, l.1 / other.1);
+            println!(
+                "  ratio lookout/{}: bytes per sample {:.2}x",
+                other.0,
+                l.1 / other.1
+            );
         }
     }
 }

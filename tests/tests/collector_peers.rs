@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use lookout_tests::{Collector, Scrape, free_port, have_program, http_get, require, url_encode, wait_for};
+use lookout_tests::{
+    Collector, Scrape, free_port, have_program, http_get, require, url_encode, wait_for,
+};
 
 struct Killed(std::process::Child);
 
@@ -18,12 +20,13 @@ impl Drop for Killed {
 
 #[test]
 fn prometheus_remote_writes_node_exporter_into_the_collector() {
-    if !require("prometheus (Debian package prometheus)", have_program("prometheus"))
-        || !require(
-            "prometheus-node-exporter (Debian package prometheus-node-exporter)",
-            have_program("prometheus-node-exporter"),
-        )
-    {
+    if !require(
+        "prometheus (Debian package prometheus)",
+        have_program("prometheus"),
+    ) || !require(
+        "prometheus-node-exporter (Debian package prometheus-node-exporter)",
+        have_program("prometheus-node-exporter"),
+    ) {
         return;
     }
     let exporter_port = free_port();
@@ -37,7 +40,9 @@ fn prometheus_remote_writes_node_exporter_into_the_collector() {
             .expect("start node_exporter"),
     );
     let exposed = wait_for(Duration::from_secs(15), || {
-        http_get(exporter_addr, "/metrics", &[]).ok().filter(|r| r.status == 200)
+        http_get(exporter_addr, "/metrics", &[])
+            .ok()
+            .filter(|r| r.status == 200)
     })
     .expect("node_exporter serves /metrics");
     let exposed = Scrape::parse(exposed.body);
@@ -65,7 +70,11 @@ fn prometheus_remote_writes_node_exporter_into_the_collector() {
         names.contains("node_boot_time_seconds").then_some(names)
     });
     let names = names.unwrap_or_else(|| {
-        panic!("no node_exporter series arrived; prometheus log:\n{}\ncollector log:\n{}", prom.log(), c.log())
+        panic!(
+            "no node_exporter series arrived; prometheus log:\n{}\ncollector log:\n{}",
+            prom.log(),
+            c.log()
+        )
     });
     let expected: BTreeSet<String> = exposed.samples.iter().map(|s| s.name.to_string()).collect();
     let absent: Vec<&String> = expected.difference(&names).collect();
@@ -80,7 +89,9 @@ fn prometheus_remote_writes_node_exporter_into_the_collector() {
 
     // Constant series carry the exporter's exact values.
     for name in ["node_boot_time_seconds", "node_memory_MemTotal_bytes"] {
-        let want = exposed.value(name, &[]).unwrap_or_else(|| panic!("{name} exposed"));
+        let want = exposed
+            .value(name, &[])
+            .unwrap_or_else(|| panic!("{name} exposed"));
         let got = c.export(&format!("{name}{{job=\"node\"}}"));
         assert_eq!(got.len(), 1, "{name}");
         assert!(
@@ -88,9 +99,16 @@ fn prometheus_remote_writes_node_exporter_into_the_collector() {
             "{name}: exporter says {want}, collector has {:?}",
             got[0].values
         );
-        assert_eq!(got[0].labels.get("instance").map(String::as_str), Some(exporter_addr.to_string().as_str()));
+        assert_eq!(
+            got[0].labels.get("instance").map(String::as_str),
+            Some(exporter_addr.to_string().as_str())
+        );
     }
     let s = c.scrape();
-    assert!(s.value("lookout_ingest_requests_total", &[("code", "204")]).unwrap_or(0.0) >= 1.0);
+    assert!(
+        s.value("lookout_ingest_requests_total", &[("code", "204")])
+            .unwrap_or(0.0)
+            >= 1.0
+    );
     assert_eq!(s.value("lookout_tsdb_invalid_series_total", &[]), Some(0.0));
 }

@@ -261,7 +261,7 @@ impl Block {
         for _ in 0..nsym {
             let len = uv(&mut pos)? as usize;
             let s = body
-                .get(pos..pos + len)
+                .get(pos..pos.saturating_add(len))
                 .and_then(|b| std::str::from_utf8(b).ok())
                 .ok_or_else(|| corrupt("bad symbol"))?;
             symbols.intern(s);
@@ -272,6 +272,9 @@ impl Block {
         let mut mem_index = MemIndex::default();
         for i in 0..nseries {
             let nlabels = uv(&mut pos)? as usize;
+            if nlabels > body.len() {
+                return Err(corrupt("label count past the end of the index"));
+            }
             let mut labels = Vec::with_capacity(nlabels * 2);
             for _ in 0..nlabels * 2 {
                 let id = uv(&mut pos)?;
@@ -285,9 +288,9 @@ impl Block {
             let mut prev_max = 0i64;
             let mut prev_off = 0u64;
             for _ in 0..nchunks {
-                let min_t = prev_max + unzigzag(uv(&mut pos)?);
-                let max_t = min_t + uv(&mut pos)? as i64;
-                let offset = prev_off + uv(&mut pos)?;
+                let min_t = prev_max.wrapping_add(unzigzag(uv(&mut pos)?));
+                let max_t = min_t.wrapping_add(uv(&mut pos)? as i64);
+                let offset = prev_off.wrapping_add(uv(&mut pos)?);
                 chunks.push(ChunkMeta {
                     min_t,
                     max_t,
@@ -373,12 +376,13 @@ impl Block {
             .get(offset as usize..)
             .ok_or_else(|| corrupt("chunk reference past the end"))?;
         let (len, n) = read_uvarint(at).ok_or_else(|| corrupt("truncated chunk"))?;
-        let data = at
-            .get(n..n + len as usize)
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| n.checked_add(l))
+            .filter(|&e| e.checked_add(4).is_some_and(|e4| e4 <= at.len()))
             .ok_or_else(|| corrupt("truncated chunk"))?;
-        let crc = at
-            .get(n + len as usize..n + len as usize + 4)
-            .ok_or_else(|| corrupt("truncated chunk"))?;
+        let data = &at[n..end];
+        let crc = &at[end..end + 4];
         if crc32c::crc32c(data) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
             return Err(corrupt("chunk checksum mismatch"));
         }
