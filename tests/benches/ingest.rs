@@ -590,9 +590,15 @@ fn post(
 /// refuses a series' samples out of order).
 fn replay(server: &Server, bodies: &Arc<Vec<Vec<u8>>>, agents: usize, clients: usize) -> f64 {
     let started = Instant::now();
+    // All clients finish a round before any starts the next, so no agent
+    // runs ahead of the others (Prometheus refuses samples more than an hour
+    // behind its newest).
+    let barrier = Arc::new(std::sync::Barrier::new(clients));
+    let rounds = bodies.len() / agents;
     let threads: Vec<_> = (0..clients)
         .map(|k| {
             let bodies = bodies.clone();
+            let barrier = barrier.clone();
             let addr = server.addr;
             let path = server.write_path;
             std::thread::spawn(move || {
@@ -603,22 +609,23 @@ fn replay(server: &Server, bodies: &Arc<Vec<Vec<u8>>>, agents: usize, clients: u
                     BufReader::new(s)
                 };
                 let mut conn = connect();
-                for (i, body) in bodies.iter().enumerate() {
-                    if (i % agents) % clients != k {
-                        continue;
-                    }
-                    let mut tries = 0;
-                    loop {
-                        match post(&mut conn, addr, path, body) {
-                            Ok(s) if (200..300).contains(&s) => break,
-                            Ok(s) => panic!("push answered {s}"),
-                            Err(e) => {
-                                tries += 1;
-                                assert!(tries < 5, "push failed: {e}");
-                                conn = connect();
+                for r in 0..rounds {
+                    for a in (k..agents).step_by(clients) {
+                        let body = &bodies[r * agents + a];
+                        let mut tries = 0;
+                        loop {
+                            match post(&mut conn, addr, path, body) {
+                                Ok(s) if (200..300).contains(&s) => break,
+                                Ok(s) => panic!("push answered {s}"),
+                                Err(e) => {
+                                    tries += 1;
+                                    assert!(tries < 5, "push failed: {e}");
+                                    conn = connect();
+                                }
                             }
                         }
                     }
+                    barrier.wait();
                 }
             })
         })
@@ -702,6 +709,24 @@ fn main() {
         .unwrap()
         .as_millis() as i64;
 
+    let phases = std::env::var("LOOKOUT_BENCH_PHASES").unwrap_or_else(|_| "1,2".into());
+    if phases.split(',').any(|p| p == "1") {
+        phase_one(&servers, work.path(), agents, containers, rounds, clients, now_ms);
+    }
+    if phases.split(',').any(|p| p == "2") {
+        phase_two(&servers, work.path(), store_agents, containers, clients, now_ms);
+    }
+}
+
+fn phase_one(
+    servers: &[&'static str],
+    work: &Path,
+    agents: usize,
+    containers: usize,
+    rounds: usize,
+    clients: usize,
+    now_ms: i64,
+) {
     let t = Instant::now();
     let (bodies, samples, series) =
         payloads(agents, containers, rounds, now_ms - rounds as i64 * 10_000);
@@ -713,8 +738,8 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     let mut rows: Vec<(&str, f64, f64, f64)> = Vec::new();
-    let phase1 = work.path().join("throughput");
-    for name in &servers {
+    let phase1 = work.join("throughput");
+    for name in servers {
         let s = start(name, &phase1);
         let pid = s.child.id();
         let rss_before = proc_status_kib(pid, "VmRSS:");
@@ -746,9 +771,17 @@ fn main() {
             );
         }
     }
-    drop(bodies);
+}
 
-    // Phase 2: 4 h of data, so that every store writes a block.
+/// Phase 2: 4 h of data, so that every store writes a block.
+fn phase_two(
+    servers: &[&'static str],
+    work: &Path,
+    store_agents: usize,
+    containers: usize,
+    clients: usize,
+    now_ms: i64,
+) {
     let store_rounds = 4 * 360 + 60;
     let t = Instant::now();
     let start_ms = now_ms - store_rounds as i64 * 10_000;
@@ -760,8 +793,8 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     let mut bps: Vec<(&str, f64)> = Vec::new();
-    let phase2 = work.path().join("disk");
-    for name in &servers {
+    let phase2 = work.join("disk");
+    for name in servers {
         let s = start(name, &phase2);
         let wall = replay(&s, &bodies, store_agents, clients);
         let (bytes, in_blocks) = match *name {
