@@ -711,10 +711,25 @@ fn main() {
 
     let phases = std::env::var("LOOKOUT_BENCH_PHASES").unwrap_or_else(|_| "1,2".into());
     if phases.split(',').any(|p| p == "1") {
-        phase_one(&servers, work.path(), agents, containers, rounds, clients, now_ms);
+        phase_one(
+            &servers,
+            work.path(),
+            agents,
+            containers,
+            rounds,
+            clients,
+            now_ms,
+        );
     }
     if phases.split(',').any(|p| p == "2") {
-        phase_two(&servers, work.path(), store_agents, containers, clients, now_ms);
+        phase_two(
+            &servers,
+            work.path(),
+            store_agents,
+            containers,
+            clients,
+            now_ms,
+        );
     }
 }
 

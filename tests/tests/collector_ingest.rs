@@ -391,3 +391,49 @@ fn every_acknowledged_sample_survives_kill_9() {
     );
     assert!(c.log().contains("storage opened"), "{}", c.log());
 }
+
+/// Forwarding: what the collector ingests reaches the onward store, also
+/// when that store was refusing (5xx) for a while: the outbox holds it.
+#[test]
+fn ingested_samples_are_forwarded_through_an_outbox() {
+    let onward = lookout_tests::CaptureServer::start();
+    onward.set_status(503);
+    let c = Collector::start(&format!(
+        "forward:\n  - name: onward\n    url: http://{}/api/v1/write\n",
+        onward.addr
+    ));
+    let b = body(vec![series(
+        &[("__name__", "fwd"), ("job", "j")],
+        &[(NOW, 42.0)],
+    )]);
+    assert_eq!(push(&c, &[], &b).0, 204);
+    let refused = wait_for(Duration::from_secs(10), || {
+        (!onward.requests().is_empty()).then_some(())
+    });
+    assert!(refused.is_some(), "the forwarder tried; log:\n{}", c.log());
+    onward.set_status(204);
+    let delivered = wait_for(Duration::from_secs(30), || {
+        onward.requests().into_iter().find(|r| {
+            r.status == 204
+                && remote_write::decode(&r.body, 1 << 20).is_ok_and(|req| {
+                    req.timeseries.iter().any(|ts| {
+                        ts.labels.iter().any(|l| l.value == "fwd") && ts.samples[0].value == 42.0
+                    })
+                })
+        })
+    });
+    assert!(
+        delivered.is_some(),
+        "forwarded after the store recovered; log:\n{}",
+        c.log()
+    );
+    let s = c.scrape();
+    assert!(
+        s.value(
+            "lookout_forward_push_retries_total",
+            &[("endpoint", "onward")]
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    );
+}
