@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lookout's whole test suite, as CI runs it. On a fresh Debian machine it
 # first installs what the tests use (Prometheus's promtool and server, node_exporter, VictoriaMetrics,
-# busybox-static for the test image, systemd-analyze) and cargo-nextest.
+# busybox-static for the test image, systemd-analyze, openssl and curl for
+# the TLS test) and cargo-nextest.
 # The Docker Engine must be installed; it is started if it is not running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 say() { printf '\n== %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-packages=(prometheus prometheus-node-exporter victoria-metrics busybox-static systemd)
+packages=(prometheus prometheus-node-exporter victoria-metrics busybox-static systemd openssl curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -218,11 +218,10 @@ impl Config {
                 err(&field, "set exactly one of file or env".into());
             }
         }
-        if self.tls.is_some() {
-            err(
-                "tls",
-                "serving TLS is not supported yet; terminate TLS in a proxy in front of the collector and leave tls unset".into(),
-            );
+        if let Some(tls) = &self.tls
+            && (tls.cert_file.as_os_str().is_empty() || tls.key_file.as_os_str().is_empty())
+        {
+            err("tls", "cert_file and key_file are both required".into());
         }
         let mut names = std::collections::HashSet::new();
         for (n, f) in self.forward.iter().enumerate() {
@@ -304,11 +303,11 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_refused_until_it_is_served() {
-        let e = Config::parse("tls:\n  cert_file: a\n  key_file: b\n", "x.yaml").unwrap_err();
+    fn tls_needs_a_certificate_and_a_key() {
+        let e = Config::parse("tls:\n  cert_file: a\n", "x.yaml").unwrap_err();
         assert!(
             e.to_string()
-                .contains("tls: serving TLS is not supported yet"),
+                .contains("tls: cert_file and key_file are both required"),
             "{e}"
         );
     }

@@ -8,3 +8,4 @@ pub mod config;
 pub mod forward;
 pub mod ingest;
 pub mod serve;
+pub mod tls;

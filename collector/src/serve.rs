@@ -92,6 +92,11 @@ impl Collector {
     /// Opens storage, binds the listener and starts the background loops.
     pub async fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Collector> {
         let tokens = Tokens::load(&cfg.ingest.tokens)?;
+        let tls = cfg
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
         let listener = tokio::net::TcpListener::bind(cfg.listen_addr())
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -136,14 +141,29 @@ impl Collector {
 
         let server_cancel = cancel.clone();
         let router = router(app.clone());
-        tasks.spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(server_cancel.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!("HTTP server failed: {e}");
+        match tls {
+            None => {
+                tasks.spawn(async move {
+                    let served = axum::serve(listener, router)
+                        .with_graceful_shutdown(server_cancel.cancelled_owned())
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!("HTTP server failed: {e}");
+                    }
+                });
             }
-        });
+            Some(config) => {
+                let listener = crate::tls::TlsListener::new(listener, config);
+                tasks.spawn(async move {
+                    let served = axum::serve(listener, router)
+                        .with_graceful_shutdown(server_cancel.cancelled_owned())
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!("HTTPS server failed: {e}");
+                    }
+                });
+            }
+        }
         tasks.spawn(maintenance_loop(app.clone(), cancel.clone()));
         tasks.spawn(liveness_loop(app.clone(), cancel.clone()));
         Ok(Collector {
@@ -368,8 +388,13 @@ pub async fn run(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()
     let storage = cfg.storage.path.clone();
     let collector = Collector::start(cfg, lookout_agent::clock::system()).await?;
     tracing::info!(
-        "lookout collector {} listening on http://{} (remote write: POST /api/v1/write), storage at {}{}",
+        "lookout collector {} listening on {}://{} (remote write: POST /api/v1/write), storage at {}{}",
         env!("CARGO_PKG_VERSION"),
+        if collector.app.cfg.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         collector.addr,
         storage.display(),
         config_path
