@@ -420,28 +420,57 @@ where
     })
 }
 
+/// Parses YAML with [`parse_yaml`], then runs `validate` and reports all of
+/// its findings at once.
+pub fn parse_checked<T>(
+    text: &str,
+    origin: &str,
+    validate: impl FnOnce(&T) -> Vec<FieldError>,
+) -> Result<T, ConfigError>
+where
+    T: serde::de::DeserializeOwned + Default,
+{
+    let config: T = parse_yaml(text, origin)?;
+    no_errors(validate(&config), origin)?;
+    Ok(config)
+}
+
+/// `Ok` when validation found nothing, else every finding under `origin`.
+pub fn no_errors(errors: Vec<FieldError>, origin: &str) -> Result<(), ConfigError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            origin: origin.to_string(),
+            errors,
+        })
+    }
+}
+
+/// Reads a file and [`parse_checked`]s it, naming the file in errors.
+pub fn load_checked<T>(
+    path: &Path,
+    validate: impl FnOnce(&T) -> Vec<FieldError>,
+) -> Result<T, ConfigError>
+where
+    T: serde::de::DeserializeOwned + Default,
+{
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_checked(&text, &path.display().to_string(), validate)
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Config::parse(&text, &path.display().to_string())
+        load_checked(path, Config::validate)
     }
 
     /// Parses and validates YAML; `origin` names the source in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = parse_yaml(text, origin)?;
-        let errors = config.validate();
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid {
-                origin: origin.to_string(),
-                errors,
-            })
-        }
+        parse_checked(text, origin, Config::validate)
     }
 
     /// Checks values that the types alone do not rule out.

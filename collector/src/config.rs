@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lookout_agent::config::{ConfigError, FieldError, parse_yaml};
+use lookout_agent::config::{ConfigError, FieldError, load_checked, no_errors, parse_checked};
 use serde::{Deserialize, Serialize};
 
 /// Default port: beside the agent's 9779, clear of Prometheus (9090),
@@ -146,24 +146,11 @@ impl Default for ApiConfig {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Config::parse(&text, &path.display().to_string())
+        load_checked(path, Config::validate)
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = parse_yaml(text, origin)?;
-        let errors = config.validate();
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid {
-                origin: origin.to_string(),
-                errors,
-            })
-        }
+        parse_checked(text, origin, Config::validate)
     }
 
     pub fn validate(&self) -> Vec<FieldError> {
@@ -256,6 +243,12 @@ impl Config {
             err("api.max_series", "must be above 0".into());
         }
         errors
+    }
+
+    /// The same checks as loading, for settings changed after loading
+    /// (command-line overrides).
+    pub fn ensure_valid(&self, origin: &str) -> Result<(), ConfigError> {
+        no_errors(self.validate(), origin)
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

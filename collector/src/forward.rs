@@ -50,6 +50,10 @@ impl Forwarders {
         Ok(Forwarders { endpoints })
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty()
+    }
+
     /// Queues a remote-write body for every forwarder. Blocking (outbox
     /// file I/O); a failure is logged and counted by the outbox.
     pub fn enqueue(&self, body: &[u8]) {

@@ -109,11 +109,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             if let Some(p) = storage_path {
                 cfg.storage.path = p;
             }
-            let errors = cfg.validate();
-            if !errors.is_empty() {
-                let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-                anyhow::bail!("invalid settings: {}", text.join("; "));
-            }
+            cfg.ensure_valid("settings")?;
             cli::raise_fd_limit();
             multi_thread_runtime()?.block_on(serve::run(cfg, config))
         }
@@ -152,11 +148,7 @@ fn up(
         ..Config::default()
     };
     cfg.storage.path = data.join("storage");
-    let errors = cfg.validate();
-    if !errors.is_empty() {
-        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        anyhow::bail!("invalid settings: {}", text.join("; "));
-    }
+    cfg.ensure_valid("settings")?;
     cli::raise_fd_limit();
     let rt = multi_thread_runtime()?;
     rt.block_on(async move {

@@ -141,29 +141,15 @@ impl Collector {
 
         let server_cancel = cancel.clone();
         let router = router(app.clone());
+        let shutdown = server_cancel.cancelled_owned();
         match tls {
-            None => {
-                tasks.spawn(async move {
-                    let served = axum::serve(listener, router)
-                        .with_graceful_shutdown(server_cancel.cancelled_owned())
-                        .await;
-                    if let Err(e) = served {
-                        tracing::error!("HTTP server failed: {e}");
-                    }
-                });
-            }
-            Some(config) => {
-                let listener = crate::tls::TlsListener::new(listener, config);
-                tasks.spawn(async move {
-                    let served = axum::serve(listener, router)
-                        .with_graceful_shutdown(server_cancel.cancelled_owned())
-                        .await;
-                    if let Err(e) = served {
-                        tracing::error!("HTTPS server failed: {e}");
-                    }
-                });
-            }
-        }
+            None => tasks.spawn(serve_http(listener, router, shutdown)),
+            Some(config) => tasks.spawn(serve_http(
+                crate::tls::TlsListener::new(listener, config),
+                router,
+                shutdown,
+            )),
+        };
         tasks.spawn(maintenance_loop(app.clone(), cancel.clone()));
         tasks.spawn(liveness_loop(app.clone(), cancel.clone()));
         Ok(Collector {
@@ -179,6 +165,22 @@ impl Collector {
         while self.tasks.join_next().await.is_some() {}
         let db = self.app.db.clone();
         let _ = tokio::task::spawn_blocking(move || db.close()).await;
+    }
+}
+
+async fn serve_http<L>(
+    listener: L,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    if let Err(e) = served {
+        tracing::error!("HTTP server failed: {e}");
     }
 }
 
@@ -217,14 +219,16 @@ async fn liveness_loop(app: Arc<App>, cancel: CancellationToken) {
             if series.is_empty() {
                 return Ok(());
             }
-            let body = lookout_protocol::remote_write::encode(
-                &lookout_protocol::remote_write::WriteRequest {
-                    timeseries: series.clone(),
-                    metadata: Vec::new(),
-                },
-            );
             app2.db.append(&mut series)?;
-            app2.forward.enqueue(&body);
+            if !app2.forward.is_empty() {
+                app2.forward
+                    .enqueue(&lookout_protocol::remote_write::encode(
+                        &lookout_protocol::remote_write::WriteRequest {
+                            timeseries: series,
+                            metadata: Vec::new(),
+                        },
+                    ));
+            }
             Ok::<(), lookout_tsdb::Error>(())
         })
         .await;

@@ -28,31 +28,13 @@ const BATCHES: usize = 5;
 const STATS_SAMPLE: usize = 20;
 const SCRAPES: u32 = 50;
 
-fn ticks() -> f64 {
-    lookout_agent::procfs::clock_ticks_per_second()
-}
-
-/// utime + stime of a process, in seconds.
 fn process_cpu(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
-    let f: Vec<f64> = after
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // state is not numeric, so utime/stime are at 10 and 11 of the numbers.
-    (f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0)) / ticks()
+    lookout_tests::process_cpu_seconds(pid)
 }
 
 /// Peak RSS of a process, in MiB.
 fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
+    lookout_tests::process_status_kib(pid, "VmHWM:") / 1024.0
 }
 
 /// The processes a stats call passes through: dockerd, containerd and the

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lookout_protocol::remote_write::{self, Label, Sample, TimeSeries, WriteRequest};
-use lookout_tests::{bin, free_port, http_get, wait_for};
+use lookout_tests::{bin, free_port, http_get, process_cpu_seconds, process_status_kib, wait_for};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -527,26 +527,6 @@ fn start(name: &'static str, dir: &Path) -> Server {
     s
 }
 
-fn proc_cpu(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
-    let f: Vec<f64> = after
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    (f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0))
-        / lookout_agent::procfs::clock_ticks_per_second()
-}
-
-fn proc_status_kib(pid: u32, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Posts one body on a keep-alive connection; returns the status.
 fn post(
     conn: &mut BufReader<TcpStream>,
@@ -757,13 +737,13 @@ fn phase_one(
     for name in servers {
         let s = start(name, &phase1);
         let pid = s.child.id();
-        let rss_before = proc_status_kib(pid, "VmRSS:");
-        let cpu0 = proc_cpu(pid);
+        let rss_before = process_status_kib(pid, "VmRSS:");
+        let cpu0 = process_cpu_seconds(pid);
         let wall = replay(&s, &bodies, agents, clients);
         // Let background work (flushes, merges) that the pushes caused finish.
         std::thread::sleep(Duration::from_secs(3));
-        let cpu = proc_cpu(pid) - cpu0;
-        let rss = proc_status_kib(pid, "VmRSS:") * 1024.0;
+        let cpu = process_cpu_seconds(pid) - cpu0;
+        let rss = process_status_kib(pid, "VmRSS:") * 1024.0;
         let per_wall = samples as f64 / wall;
         let per_cpu = samples as f64 / cpu.max(1e-9);
         println!(

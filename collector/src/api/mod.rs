@@ -5,7 +5,7 @@
 
 pub mod params;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lookout_protocol::Labels;
 use lookout_protocol::remote_write::is_stale_nan;
+use lookout_tsdb::head::cmp_labels;
 use lookout_tsdb::{Matcher, Querier, Series};
 use serde_json::{Value, json};
 
@@ -81,13 +82,63 @@ fn select_union(
     if selectors.len() == 1 {
         return q.select(&selectors[0], start, end);
     }
-    let mut by_labels: BTreeMap<String, Series> = BTreeMap::new();
+    let mut by_labels: HashMap<Labels, Series> = HashMap::new();
     for sel in selectors {
         for s in q.select(sel, start, end)? {
-            by_labels.entry(format!("{:?}", s.labels)).or_insert(s);
+            by_labels.entry(s.labels.clone()).or_insert(s);
         }
     }
-    Ok(by_labels.into_values().collect())
+    let mut out: Vec<Series> = by_labels.into_values().collect();
+    out.sort_by(|a, b| cmp_labels(&a.labels, &b.labels));
+    Ok(out)
+}
+
+/// Sorted, deduplicated strings gathered per selector (or once with no
+/// matchers when no `match[]` was given).
+fn union_of(
+    selectors: &[Vec<Matcher>],
+    mut f: impl FnMut(&[Matcher]) -> Result<Vec<String>, lookout_tsdb::Error>,
+) -> Result<Vec<String>, lookout_tsdb::Error> {
+    if selectors.is_empty() {
+        return f(&[]);
+    }
+    let mut all = Vec::new();
+    for sel in selectors {
+        all.extend(f(sel)?);
+    }
+    all.sort();
+    all.dedup();
+    Ok(all)
+}
+
+/// What every read endpoint takes: a time range and `match[]` selectors.
+struct ReadRequest {
+    start: i64,
+    end: i64,
+    selectors: Vec<Vec<Matcher>>,
+}
+
+fn read_request(p: &Params, match_required: bool) -> Result<ReadRequest, BadParam> {
+    let (start, end) = p.range()?;
+    let selectors = p.selectors()?;
+    if match_required && selectors.is_empty() {
+        return Err(BadParam("no match[] parameter provided".into()));
+    }
+    Ok(ReadRequest {
+        start,
+        end,
+        selectors,
+    })
+}
+
+fn too_many(what: &str, found: usize, max: usize) -> Response {
+    error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "execution",
+        format!(
+            "{what} would hold {found} series, more than api.max_series ({max}); narrow match[] or the time range"
+        ),
+    )
 }
 
 pub async fn series(
@@ -97,41 +148,22 @@ pub async fn series(
     body: Bytes,
 ) -> Response {
     let p = Params::parse(query.as_deref(), &headers, &body);
-    let (start, end) = match p.range() {
+    let r = match read_request(&p, true) {
         Ok(r) => r,
-        Err(e) => return bad(e),
-    };
-    let selectors = match p.selectors() {
-        Ok(s) if s.is_empty() => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_data",
-                "no match[] parameter provided",
-            );
-        }
-        Ok(s) => s,
         Err(e) => return bad(e),
     };
     let max = app.cfg.api.max_series;
     let found = read(&app, move |q| {
-        let mut out: Vec<Labels> = Vec::new();
-        for s in select_union(q, &selectors, start, end)? {
-            out.push(s.labels);
-        }
-        Ok(out)
+        Ok(select_union(q, &r.selectors, r.start, r.end)?
+            .into_iter()
+            .map(|s| s.labels)
+            .collect::<Vec<Labels>>())
     })
     .await;
     match found {
-        Ok(list) if list.len() > max => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "execution",
-            format!(
-                "the answer would hold {} series, more than api.max_series ({max}); narrow match[] or the time range",
-                list.len()
-            ),
-        ),
+        Ok(list) if list.len() > max => too_many("the answer", list.len(), max),
         Ok(list) => success(Value::Array(list.iter().map(labels_json).collect())),
-        Err(r) => r,
+        Err(resp) => resp,
     }
 }
 
@@ -142,30 +174,17 @@ pub async fn labels(
     body: Bytes,
 ) -> Response {
     let p = Params::parse(query.as_deref(), &headers, &body);
-    let (start, end) = match p.range() {
+    let r = match read_request(&p, false) {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
-    let selectors = match p.selectors() {
-        Ok(s) => s,
-        Err(e) => return bad(e),
-    };
     let names = read(&app, move |q| {
-        if selectors.is_empty() {
-            return q.label_names(&[], start, end);
-        }
-        let mut all = Vec::new();
-        for sel in &selectors {
-            all.extend(q.label_names(sel, start, end)?);
-        }
-        all.sort();
-        all.dedup();
-        Ok(all)
+        union_of(&r.selectors, |sel| q.label_names(sel, r.start, r.end))
     })
     .await;
     match names {
         Ok(n) => success(json!(n)),
-        Err(r) => r,
+        Err(resp) => resp,
     }
 }
 
@@ -176,12 +195,8 @@ pub async fn label_values(
     headers: HeaderMap,
 ) -> Response {
     let p = Params::parse(query.as_deref(), &headers, &[]);
-    let (start, end) = match p.range() {
+    let r = match read_request(&p, false) {
         Ok(r) => r,
-        Err(e) => return bad(e),
-    };
-    let selectors = match p.selectors() {
-        Ok(s) => s,
         Err(e) => return bad(e),
     };
     if name != "__name__" && !lookout_protocol::model::is_valid_label_name(&name) {
@@ -192,21 +207,14 @@ pub async fn label_values(
         );
     }
     let values = read(&app, move |q| {
-        if selectors.is_empty() {
-            return q.label_values(&name, &[], start, end);
-        }
-        let mut all = Vec::new();
-        for sel in &selectors {
-            all.extend(q.label_values(&name, sel, start, end)?);
-        }
-        all.sort();
-        all.dedup();
-        Ok(all)
+        union_of(&r.selectors, |sel| {
+            q.label_values(&name, sel, r.start, r.end)
+        })
     })
     .await;
     match values {
         Ok(v) => success(json!(v)),
-        Err(r) => r,
+        Err(resp) => resp,
     }
 }
 
@@ -221,36 +229,16 @@ pub async fn export(
     body: Bytes,
 ) -> Response {
     let p = Params::parse(query.as_deref(), &headers, &body);
-    let (start, end) = match p.range() {
+    let r = match read_request(&p, true) {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
-    let selectors = match p.selectors() {
-        Ok(s) if s.is_empty() => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_data",
-                "no match[] parameter provided",
-            );
-        }
-        Ok(s) => s,
-        Err(e) => return bad(e),
-    };
     let max = app.cfg.api.max_series;
-    let found = read(&app, move |q| select_union(q, &selectors, start, end)).await;
+    let found = read(&app, move |q| select_union(q, &r.selectors, r.start, r.end)).await;
     let series = match found {
-        Ok(s) if s.len() > max => {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "execution",
-                format!(
-                    "the export would hold {} series, more than api.max_series ({max})",
-                    s.len()
-                ),
-            );
-        }
+        Ok(s) if s.len() > max => return too_many("the export", s.len(), max),
         Ok(s) => s,
-        Err(r) => return r,
+        Err(resp) => return resp,
     };
     let mut out = String::new();
     for s in &series {

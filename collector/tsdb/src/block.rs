@@ -342,10 +342,6 @@ impl Block {
         self.index.select(&self.symbols, matchers)
     }
 
-    pub fn series_count(&self) -> usize {
-        self.series.len()
-    }
-
     pub fn labels(&self, id: SeriesId) -> Labels {
         labels_from_symbols(&self.symbols, &self.series[id as usize].labels)
     }
@@ -423,16 +419,5 @@ impl Block {
                 })
             })
             .collect()
-    }
-
-    /// Approximate heap bytes of the loaded index.
-    pub fn heap_bytes(&self) -> usize {
-        self.symbols.heap_bytes()
-            + self.index.heap_bytes()
-            + self
-                .series
-                .iter()
-                .map(|s| s.labels.len() * 4 + s.chunks.capacity() * 24 + 40)
-                .sum::<usize>()
     }
 }

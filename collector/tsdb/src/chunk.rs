@@ -459,17 +459,39 @@ pub fn decode_into(
     Ok(())
 }
 
-/// Encodes sorted samples into as many chunks as they need.
-pub fn encode_all(samples: &[(i64, f64)]) -> Vec<Box<[u8]>> {
-    let mut out = Vec::with_capacity(samples.len() / SAMPLES_PER_CHUNK as usize + 1);
-    for part in samples.chunks(SAMPLES_PER_CHUNK as usize) {
-        let mut app = XorAppender::new();
-        for &(t, v) in part {
-            app.append(t, v);
+/// A finished chunk with the times of its first and last sample.
+pub struct ClosedChunk {
+    pub min_t: i64,
+    pub max_t: i64,
+    pub bytes: Box<[u8]>,
+}
+
+impl ClosedChunk {
+    /// Closes an appender's chunk.
+    pub fn from_appender(app: XorAppender) -> ClosedChunk {
+        ClosedChunk {
+            min_t: app.min_time(),
+            max_t: app.max_time(),
+            bytes: app.finish(),
         }
-        out.push(app.finish());
     }
-    out
+}
+
+/// Encodes sorted samples (at most [`SAMPLES_PER_CHUNK`]) into one chunk.
+pub fn encode(samples: &[(i64, f64)]) -> ClosedChunk {
+    let mut app = XorAppender::new();
+    for &(t, v) in samples {
+        app.append(t, v);
+    }
+    ClosedChunk::from_appender(app)
+}
+
+/// Encodes sorted samples into as many chunks as they need.
+pub fn encode_all(samples: &[(i64, f64)]) -> Vec<ClosedChunk> {
+    samples
+        .chunks(SAMPLES_PER_CHUNK as usize)
+        .map(encode)
+        .collect()
 }
 
 #[cfg(test)]
@@ -574,7 +596,7 @@ mod tests {
             let chunks = encode_all(&samples);
             let mut back = Vec::new();
             for c in &chunks {
-                decode_into(c, i64::MIN, i64::MAX, &mut back).unwrap();
+                decode_into(&c.bytes, i64::MIN, i64::MAX, &mut back).unwrap();
             }
             prop_assert!(same_bits(&back, &samples));
         }

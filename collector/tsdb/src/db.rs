@@ -221,10 +221,6 @@ impl Db {
         &self.dir
     }
 
-    pub fn options(&self) -> &Options {
-        &self.opts
-    }
-
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
@@ -808,15 +804,7 @@ fn merge_series(group: &[Arc<Block>]) -> Result<Vec<(Labels, Vec<head::ClosedChu
                 let prev = std::mem::take(&mut merged);
                 merge_sorted(&prev, &part, &mut merged);
             }
-            chunks = crate::chunk::encode_all(&merged)
-                .into_iter()
-                .zip(merged.chunks(crate::chunk::SAMPLES_PER_CHUNK as usize))
-                .map(|(bytes, part)| head::ClosedChunk {
-                    min_t: part[0].0,
-                    max_t: part[part.len() - 1].0,
-                    bytes,
-                })
-                .collect();
+            chunks = crate::chunk::encode_all(&merged);
         }
         out.push((all[i].0.clone(), chunks));
         i = j;

@@ -66,11 +66,7 @@ pub enum AppendResult {
     TooOld,
 }
 
-pub struct ClosedChunk {
-    pub min_t: i64,
-    pub max_t: i64,
-    pub bytes: Box<[u8]>,
-}
+pub use crate::chunk::ClosedChunk;
 
 #[derive(Default)]
 pub struct SeriesData {
@@ -295,10 +291,6 @@ impl Head {
         meta.index.select(&meta.symbols, matchers)
     }
 
-    pub fn labels_of(&self, series: &MemSeries) -> Labels {
-        labels_from_symbols(&self.meta.read().symbols, &series.labels)
-    }
-
     /// Labels and handles of many series under one lock.
     pub fn labels_of_ids(&self, ids: &[SeriesId]) -> Vec<(Labels, Arc<MemSeries>)> {
         let meta = self.meta.read();
@@ -440,21 +432,6 @@ impl Head {
         meta.index.remove_where(|id| gone.contains(&id));
         // Symbols are kept: they are few, shared, and rebuilt at restart.
     }
-
-    /// Approximate bytes of sample data held (for self-metrics).
-    pub fn chunk_bytes(&self) -> usize {
-        let series = self.series.read();
-        series
-            .iter()
-            .flatten()
-            .map(|s| {
-                let d = s.data.lock();
-                d.closed.iter().map(|c| c.bytes.len() + 32).sum::<usize>()
-                    + d.open.allocated()
-                    + d.ooo.capacity() * 16
-            })
-            .sum()
-    }
 }
 
 pub fn cmp_labels(a: &Labels, b: &Labels) -> std::cmp::Ordering {
@@ -497,11 +474,7 @@ fn append_locked(d: &mut SeriesData, t: i64, v: f64, min_valid: i64, range: i64)
                 && (d.open.is_full() || t >= boundary_after(d.open.min_time(), range))
             {
                 let full = std::mem::take(&mut d.open);
-                d.closed.push(ClosedChunk {
-                    min_t: full.min_time(),
-                    max_t: full.max_time(),
-                    bytes: full.finish(),
-                });
+                d.closed.push(ClosedChunk::from_appender(full));
             }
             if d.open.is_empty() && d.max_t.is_none() && t < min_valid {
                 return AppendResult::TooOld;
@@ -559,17 +532,13 @@ fn drain_series(d: &mut SeriesData, boundary: i64) -> Vec<ClosedChunk> {
         early.extend_from_slice(&all[..split]);
         let rest = &all[split..];
         if !rest.is_empty() {
-            d.closed.insert(0, encode_one(rest));
+            d.closed.insert(0, chunk::encode(rest));
         }
     }
     if !d.open.is_empty() && d.open.min_time() < boundary {
         let open = std::mem::take(&mut d.open);
         if open.max_time() < boundary {
-            out.push(ClosedChunk {
-                min_t: open.min_time(),
-                max_t: open.max_time(),
-                bytes: open.finish(),
-            });
+            out.push(ClosedChunk::from_appender(open));
         } else {
             let mut all = Vec::new();
             let _ = chunk::decode_into(open.bytes(), i64::MIN, i64::MAX, &mut all);
@@ -593,24 +562,9 @@ fn drain_series(d: &mut SeriesData, boundary: i64) -> Vec<ClosedChunk> {
         }
         let mut merged = Vec::with_capacity(in_order.len() + extra.len());
         merge_sorted(&in_order, &extra, &mut merged);
-        out = merged
-            .chunks(chunk::SAMPLES_PER_CHUNK as usize)
-            .map(encode_one)
-            .collect();
+        out = chunk::encode_all(&merged);
     }
     out
-}
-
-fn encode_one(samples: &[(i64, f64)]) -> ClosedChunk {
-    let mut app = XorAppender::new();
-    for &(t, v) in samples {
-        app.append(t, v);
-    }
-    ClosedChunk {
-        min_t: app.min_time(),
-        max_t: app.max_time(),
-        bytes: app.finish(),
-    }
 }
 
 /// Merges two sorted runs; on equal timestamps the first run wins.

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use lookout_protocol::model::{Label, Labels};
+use lookout_protocol::model::Labels;
 use regex::Regex;
 
 pub type SymbolId = u32;
@@ -53,11 +53,6 @@ impl Symbols {
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.strs.iter().map(|s| &**s)
-    }
-
-    /// Approximate heap bytes.
-    pub fn heap_bytes(&self) -> usize {
-        self.strs.iter().map(|s| s.len() + 16 + 8 + 24).sum()
     }
 }
 
@@ -292,15 +287,6 @@ impl MemIndex {
             .into_iter()
             .flat_map(|values| values.keys().map(|&v| symbols.get(v)))
     }
-
-    pub fn heap_bytes(&self) -> usize {
-        let lists: usize = self
-            .postings
-            .values()
-            .map(|v| v.values().map(|l| l.capacity() * 4 + 40).sum::<usize>() + 48)
-            .sum();
-        lists + self.all.capacity() * 4
-    }
 }
 
 fn insert_sorted(list: &mut Vec<SeriesId>, id: SeriesId) {
@@ -351,13 +337,6 @@ fn subtract(a: &[SeriesId], b: &[SeriesId]) -> Vec<SeriesId> {
         }
     }
     out
-}
-
-/// Sorted label pairs of a label set as given (the caller sorts).
-pub fn label_pairs(labels: &Labels) -> impl Iterator<Item = (&str, &str)> {
-    labels
-        .iter()
-        .map(|l: &Label| (l.name.as_str(), l.value.as_str()))
 }
 
 #[cfg(test)]

@@ -318,7 +318,6 @@ struct SyncState {
 /// The log's writer. Cheap to share; dropping the last handle stops the
 /// syncer after it writes what is pending.
 pub struct Wal {
-    dir: PathBuf,
     shared: Arc<Shared>,
     syncer: Mutex<Option<thread::JoinHandle<()>>>,
 }
@@ -353,14 +352,9 @@ impl Wal {
                 .map_err(io_err(dir))?
         };
         Ok(Wal {
-            dir: dir.to_path_buf(),
             shared,
             syncer: Mutex::new(Some(syncer)),
         })
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Queues encoded records; returns the sequence number to wait for.
@@ -402,10 +396,6 @@ impl Wal {
         self.shared.work.notify_one();
         self.wait(seq)?;
         Ok(self.shared.synced.lock().segment)
-    }
-
-    pub fn current_segment(&self) -> u64 {
-        self.shared.synced.lock().segment
     }
 
     /// Writes pending records and stops the syncer.
