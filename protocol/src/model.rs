@@ -108,6 +108,12 @@ impl Labels {
     }
 }
 
+impl From<Vec<Label>> for Labels {
+    fn from(labels: Vec<Label>) -> Self {
+        Labels(Arc::new(labels))
+    }
+}
+
 impl<'a> IntoIterator for &'a Labels {
     type Item = &'a Label;
     type IntoIter = std::slice::Iter<'a, Label>;
