@@ -134,12 +134,44 @@ pub struct ForwardConfig {
 pub struct ApiConfig {
     /// Most series one read-API answer may hold.
     pub max_series: usize,
+    /// Longest a query may run; a request's `timeout` can only shorten it.
+    #[serde(with = "humantime_serde")]
+    pub query_timeout: Duration,
+    /// Most samples one query may load and hold.
+    pub query_max_samples: usize,
+    /// Most points a range query may return per series.
+    pub query_max_points_per_series: usize,
+    /// How far back an instant selector looks for a sample.
+    #[serde(with = "humantime_serde")]
+    pub lookback_delta: Duration,
+    /// Step of subqueries that give none (`x[1h:]`).
+    #[serde(with = "humantime_serde")]
+    pub default_subquery_step: Duration,
+}
+
+impl ApiConfig {
+    /// The engine limits these settings describe.
+    pub fn query_limits(&self) -> lookout_promql::Limits {
+        lookout_promql::Limits {
+            lookback_ms: self.lookback_delta.as_millis() as i64,
+            subquery_step_ms: self.default_subquery_step.as_millis() as i64,
+            max_points_per_series: self.query_max_points_per_series,
+            max_samples: self.query_max_samples,
+            timeout: self.query_timeout,
+        }
+    }
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
+        let limits = lookout_promql::Limits::default();
         ApiConfig {
             max_series: 500_000,
+            query_timeout: limits.timeout,
+            query_max_samples: limits.max_samples,
+            query_max_points_per_series: limits.max_points_per_series,
+            lookback_delta: Duration::from_millis(limits.lookback_ms as u64),
+            default_subquery_step: Duration::from_millis(limits.subquery_step_ms as u64),
         }
     }
 }
@@ -170,6 +202,22 @@ impl Config {
         let s = &self.storage;
         if s.path.as_os_str().is_empty() {
             err("storage.path", "must not be empty".into());
+        }
+        let a = &self.api;
+        if a.query_timeout < Duration::from_millis(100) {
+            err("api.query_timeout", "must be at least 100ms".into());
+        }
+        if a.query_max_samples == 0 {
+            err("api.query_max_samples", "must be positive".into());
+        }
+        if a.query_max_points_per_series == 0 {
+            err("api.query_max_points_per_series", "must be positive".into());
+        }
+        if a.lookback_delta < Duration::from_secs(1) {
+            err("api.lookback_delta", "must be at least 1s".into());
+        }
+        if a.default_subquery_step < Duration::from_millis(1) {
+            err("api.default_subquery_step", "must be positive".into());
         }
         if s.block_range < Duration::from_secs(60) {
             err("storage.block_range", "must be at least 1m".into());

@@ -1,11 +1,13 @@
 //! The Lookout collector. Data flows through the modules in this order:
 //! [`ingest`] (remote write in, agent liveness) → storage (the
-//! `lookout-tsdb` crate) → [`api`] (the Prometheus-compatible read API);
-//! [`forward`] sends a copy onward; [`serve`] wires them together.
+//! `lookout-tsdb` crate) → PromQL (the `lookout-promql` crate) → [`api`]
+//! (the Prometheus-compatible HTTP API); [`forward`] sends a copy onward;
+//! [`serve`] wires them together; [`query_cli`] is `lookout query`.
 
 pub mod api;
 pub mod config;
 pub mod forward;
 pub mod ingest;
+pub mod query_cli;
 pub mod serve;
 pub mod tls;

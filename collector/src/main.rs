@@ -68,6 +68,41 @@ enum Command {
         #[arg(long)]
         storage_path: Option<PathBuf>,
     },
+    /// Run a PromQL expression against a running collector and print the
+    /// answer: an instant query, or a range query with --start.
+    Query {
+        /// The expression, e.g. 'sum by (job) (up)'.
+        expr: String,
+
+        /// The collector's HTTP address.
+        #[arg(long, default_value = "http://127.0.0.1:9780", env = "LOOKOUT_URL")]
+        url: String,
+
+        /// Evaluation time of an instant query (Unix seconds or RFC 3339);
+        /// now when absent.
+        #[arg(long, conflicts_with = "start")]
+        time: Option<String>,
+
+        /// Start of a range query (Unix seconds or RFC 3339).
+        #[arg(long)]
+        start: Option<String>,
+
+        /// End of a range query; now when absent.
+        #[arg(long, requires = "start")]
+        end: Option<String>,
+
+        /// Step of a range query (e.g. 30s, 1m or seconds).
+        #[arg(long, requires = "start", default_value = "1m")]
+        step: String,
+
+        /// Print the API's JSON answer instead of text.
+        #[arg(long)]
+        json: bool,
+
+        /// Give up after this long.
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Check a collector config file and exit (0 when valid).
     CheckConfig { file: PathBuf },
     /// Print the default collector config (annotated YAML).
@@ -112,6 +147,36 @@ fn run(args: Args) -> anyhow::Result<()> {
             cfg.ensure_valid("settings")?;
             cli::raise_fd_limit();
             multi_thread_runtime()?.block_on(serve::run(cfg, config))
+        }
+        Command::Query {
+            expr,
+            url,
+            time,
+            start,
+            end,
+            step,
+            json,
+            timeout,
+        } => {
+            let req = lookout::query_cli::QueryRequest {
+                url,
+                expr,
+                time,
+                step: start.as_ref().map(|_| step),
+                start,
+                end,
+                timeout,
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let answer = rt.block_on(lookout::query_cli::fetch(&req))?;
+            if json {
+                println!("{answer}");
+            } else {
+                print!("{}", lookout::query_cli::render(&answer));
+            }
+            Ok(())
         }
         Command::CheckConfig { file } => {
             Config::load(&file)?;

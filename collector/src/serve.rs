@@ -68,6 +68,21 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/label/{name}/values", get(api::label_values))
         .route("/api/v1/export", get(api::export).post(api::export))
         .route("/api/v1/status/buildinfo", get(api::buildinfo))
+        .route(
+            "/api/v1/query",
+            get(api::query::instant).post(api::query::instant),
+        )
+        .route(
+            "/api/v1/query_range",
+            get(api::query::range).post(api::query::range),
+        )
+        .route("/api/v1/metadata", get(api::query::metadata))
+        .route(
+            "/api/v1/query_exemplars",
+            get(api::query::exemplars).post(api::query::exemplars),
+        )
+        .route("/api/v1/rules", get(api::rules))
+        .route("/api/v1/alerts", get(api::alerts))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "Lookout is Healthy.\n" }))
         .route("/-/ready", get(|| async { "Lookout is Ready.\n" }))

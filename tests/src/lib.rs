@@ -523,6 +523,11 @@ impl Prometheus {
         std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
     }
 
+    /// The server's process id (for its memory in `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The first result of an instant query, as JSON.
     pub fn query(&self, expr: &str) -> Option<serde_json::Value> {
         let q = url_encode(expr);
@@ -741,4 +746,57 @@ pub fn process_status_kib(pid: u32, key: &str) -> f64 {
         .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+/// One remote-write series from label pairs and (ms, value) samples.
+pub fn rw_series(
+    labels: &[(&str, &str)],
+    samples: &[(i64, f64)],
+) -> lookout_protocol::remote_write::TimeSeries {
+    use lookout_protocol::remote_write::{Label, Sample, TimeSeries};
+    TimeSeries {
+        labels: labels
+            .iter()
+            .map(|(n, v)| Label {
+                name: (*n).into(),
+                value: (*v).into(),
+            })
+            .collect(),
+        samples: samples
+            .iter()
+            .map(|&(t, v)| Sample {
+                value: v,
+                timestamp: t,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// A remote-write 1.0 body: snappy-compressed protobuf.
+pub fn rw_body(series: Vec<lookout_protocol::remote_write::TimeSeries>) -> Vec<u8> {
+    lookout_protocol::remote_write::encode(&lookout_protocol::remote_write::WriteRequest {
+        timeseries: series,
+        metadata: Vec::new(),
+    })
+}
+
+/// The headers every remote-write push carries.
+pub const RW_HEADERS: [(&str, &str); 3] = [
+    ("Content-Type", "application/x-protobuf"),
+    ("Content-Encoding", "snappy"),
+    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+];
+
+impl Collector {
+    /// Pushes a remote-write body with extra headers; (status, body), or
+    /// status 0 when the request failed.
+    pub fn push(&self, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+        let mut h: Vec<(&str, &str)> = RW_HEADERS.to_vec();
+        h.extend_from_slice(headers);
+        match http_post(self.addr, "/api/v1/write", &h, body) {
+            Ok(r) => (r.status, r.body),
+            Err(e) => (0, e.to_string()),
+        }
+    }
 }

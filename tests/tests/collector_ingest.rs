@@ -6,50 +6,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lookout_protocol::remote_write::{self, Label, Sample, TimeSeries, WriteRequest};
-use lookout_tests::{Collector, http_post, url_encode, wait_for};
-
-fn label(n: &str, v: &str) -> Label {
-    Label {
-        name: n.into(),
-        value: v.into(),
-    }
-}
+use lookout_protocol::remote_write::{self, TimeSeries};
+use lookout_tests::{Collector, RW_HEADERS, http_post, rw_body, rw_series, url_encode, wait_for};
 
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
-    TimeSeries {
-        labels: labels.iter().map(|(n, v)| label(n, v)).collect(),
-        samples: samples
-            .iter()
-            .map(|&(t, v)| Sample {
-                value: v,
-                timestamp: t,
-            })
-            .collect(),
-        ..Default::default()
-    }
+    rw_series(labels, samples)
 }
 
 fn body(ts: Vec<TimeSeries>) -> Vec<u8> {
-    remote_write::encode(&WriteRequest {
-        timeseries: ts,
-        metadata: Vec::new(),
-    })
+    rw_body(ts)
 }
 
-const RW_HEADERS: [(&str, &str); 3] = [
-    ("Content-Type", "application/x-protobuf"),
-    ("Content-Encoding", "snappy"),
-    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-];
-
 fn push(c: &Collector, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
-    let mut h: Vec<(&str, &str)> = RW_HEADERS.to_vec();
-    h.extend_from_slice(headers);
-    match http_post(c.addr, "/api/v1/write", &h, body) {
-        Ok(r) => (r.status, r.body),
-        Err(e) => (0, e.to_string()),
-    }
+    c.push(headers, body)
 }
 
 const NOW: i64 = 1_790_000_000_000;

@@ -168,6 +168,21 @@ fn is_plain(s: &str) -> bool {
         && (s.parse::<f64>().is_ok() || duration_secs(s).is_some())
 }
 
+/// A duration as Prometheus's API and scripts take it: `1h30m`, `500ms`,
+/// or seconds (`15`, `0.5`, `-2`); milliseconds.
+pub fn parse_duration_ms(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        return (secs.is_finite() && secs.abs() < 9.2e15).then(|| (secs * 1000.0).round() as i64);
+    }
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let ms = (duration_secs(body)? * 1000.0).round() as i64;
+    Some(if neg { -ms } else { ms })
+}
+
 /// `1h30m`, `500ms`: seconds.
 fn duration_secs(s: &str) -> Option<f64> {
     let mut total = 0.0;

@@ -89,8 +89,83 @@ pub fn parse(expr: &str) -> Result<Expr> {
     if expr.trim().is_empty() {
         return Err(QueryError::bad_data("parse error: empty query"));
     }
-    let expr = durations::rewrite(expr)?;
-    parser::parse(&expr).map_err(|e| QueryError::bad_data(format!("parse error: {e}")))
+    let rewritten = durations::rewrite(expr)?;
+    parser::parse(&rewritten).map_err(|e| {
+        let at = locate_parse_error(expr, &e)
+            .map(|(line, col)| format!("{line}:{col}: "))
+            .unwrap_or_default();
+        QueryError::bad_data(format!("{at}parse error: {e}"))
+    })
+}
+
+/// Where a parse error lies, as 1-based line and column, found by
+/// scanning the query: an unclosed bracket or string, a closing bracket
+/// without its opening one, or the name of an unknown function. The parser
+/// reports none of these positions itself.
+fn locate_parse_error(q: &str, message: &str) -> Option<(usize, usize)> {
+    let position = |byte: usize| {
+        let before = &q[..byte];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rfind('\n').map_or(before.chars().count(), |nl| {
+            before[nl + 1..].chars().count()
+        }) + 1;
+        (line, col)
+    };
+    if let Some(name) = message
+        .strip_prefix("unknown function with name '")
+        .and_then(|r| r.strip_suffix('\''))
+    {
+        return q
+            .find(&format!("{name}("))
+            .or_else(|| q.find(name))
+            .map(position);
+    }
+    let mut open: Vec<(u8, usize)> = Vec::new();
+    let b = q.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            quote @ (b'"' | b'\'' | b'`') => {
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i] != quote {
+                    if b[i] == b'\\' && quote != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                if i >= b.len() {
+                    return Some(position(start));
+                }
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            c @ (b'(' | b'[' | b'{') => open.push((c, i)),
+            c @ (b')' | b']' | b'}') => {
+                let want = match c {
+                    b')' => b'(',
+                    b']' => b'[',
+                    _ => b'{',
+                };
+                match open.pop() {
+                    Some((o, _)) if o == want => {}
+                    _ => return Some(position(i)),
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if let Some(&(_, at)) = open.last() {
+        return Some(position(at));
+    }
+    if message.contains("end of input") {
+        return Some(position(q.len()));
+    }
+    None
 }
 
 impl Engine {
@@ -267,5 +342,24 @@ fn type_word(t: ValueType) -> &'static str {
         ValueType::Scalar => "scalar",
         ValueType::Matrix => "range vector",
         ValueType::String => "string",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(q: &str) -> String {
+        parse(q).err().map(|e| e.message).unwrap_or_default()
+    }
+
+    #[test]
+    fn parse_errors_say_where() {
+        assert!(message("sum(requests_total) by (").starts_with("1:24: parse error"));
+        assert!(message("sum(rate(x[5m])").starts_with("1:4: parse error"));
+        assert!(message("up{job=\"a").starts_with("1:8: parse error"));
+        assert!(message("x +\n  foo(x)").starts_with("2:3: parse error: unknown function"));
+        assert!(message("x)").starts_with("1:2: parse error"));
+        assert_eq!(message("  "), "parse error: empty query");
     }
 }

@@ -1,9 +1,11 @@
-//! The Prometheus-compatible HTTP API: series and label lookups today, the
-//! query endpoints as the engine lands. Answers use Prometheus's envelope
+//! The Prometheus-compatible HTTP API: PromQL queries (`query`), series and
+//! label lookups, raw export, and what Grafana asks for when it connects.
+//! Answers use Prometheus's envelope
 //! (`{"status":"success","data":...}` or `{"status":"error","errorType":
 //! ...,"error":...}`) so Grafana and other clients read them unchanged.
 
 pub mod params;
+pub mod query;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -268,6 +270,16 @@ fn sample_value(v: f64) -> Value {
     } else {
         json!(v)
     }
+}
+
+/// Rules and alerts as Grafana lists them when it connects; rule
+/// evaluation is not part of the collector yet, so both lists are empty.
+pub async fn rules() -> Response {
+    success(json!({"groups": []}))
+}
+
+pub async fn alerts() -> Response {
+    success(json!({"alerts": []}))
 }
 
 pub async fn buildinfo() -> Response {

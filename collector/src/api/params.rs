@@ -3,8 +3,7 @@
 //! (with fractions) or RFC 3339.
 
 use axum::http::{HeaderMap, header};
-use lookout_tsdb::{MatchKind, Matcher};
-use promql_parser::label::MatchOp;
+use lookout_tsdb::Matcher;
 use promql_parser::parser::{self, Expr};
 
 /// Parameters in the order given; a name may repeat.
@@ -100,38 +99,12 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!("{s:?} is not a series selector"));
     };
-    let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, String> {
-        let mut out = Vec::with_capacity(ms.len() + 1);
-        for m in ms {
-            let kind = match m.op {
-                MatchOp::Equal => MatchKind::Equal,
-                MatchOp::NotEqual => MatchKind::NotEqual,
-                MatchOp::Re(_) => MatchKind::Regex,
-                MatchOp::NotRe(_) => MatchKind::NotRegex,
-            };
-            out.push(
-                Matcher::new(kind, m.name.clone(), m.value.clone()).map_err(|e| e.to_string())?,
-            );
-        }
-        if let Some(name) = &vs.name
-            && !out.iter().any(|m| m.name == "__name__")
-        {
-            out.push(Matcher::equal("__name__", name.clone()));
-        }
-        if out.iter().all(|m| m.matches_empty()) {
-            return Err("vector selector must contain at least one non-empty matcher".into());
-        }
-        Ok(out)
-    };
-    if vs.matchers.or_matchers.is_empty() {
-        Ok(vec![convert(&vs.matchers.matchers)?])
-    } else {
-        vs.matchers
-            .or_matchers
-            .iter()
-            .map(|alt| convert(alt))
-            .collect()
+    let sets = lookout_promql::storage::selector_matchers(vs.name.as_deref(), &vs.matchers)
+        .map_err(|e| e.to_string())?;
+    if sets.iter().any(|set| set.iter().all(|m| m.matches_empty())) {
+        return Err("vector selector must contain at least one non-empty matcher".into());
     }
+    Ok(sets)
 }
 
 #[cfg(test)]

@@ -81,47 +81,7 @@ impl Source for Store {
     }
 }
 
-/// Parses `5m`, `1h30m`, `10s53ms` or plain seconds into milliseconds.
-pub fn parse_duration(s: &str) -> Option<i64> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        return Some((secs * 1000.0).round() as i64);
-    }
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let mut total = 0i64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let n: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let ms = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            _ => return None,
-        };
-        total += n * ms;
-    }
-    Some(if neg { -total } else { total })
-}
+use lookout_promql::durations::parse_duration_ms as parse_duration;
 
 /// Splits `metric{a="b"} rest` into the series part and the rest, with
 /// quotes respected.
