@@ -109,6 +109,11 @@ enum Command {
     PrintDefaultConfig,
 }
 
+/// Queries allocate many short-lived vectors and label sets; mimalloc
+/// serves them several times faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging(&args.log_level, args.log_format);

@@ -1,7 +1,7 @@
 //! Aggregation operators. Each input series is assigned to its group once;
 //! the per-step arithmetic then runs over dense per-group arrays.
 
-use std::collections::HashMap;
+use crate::value::HashMap;
 
 use lookout_protocol::{Label, Labels};
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
@@ -188,7 +188,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr, g: &Grid
     // Group membership, groups in order of first appearance.
     let mut group_of = Vec::with_capacity(input.len());
     let mut groups: Vec<(Labels, bool)> = Vec::new();
-    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::default();
     for s in &input {
         let gl = grouping.labels(&s.labels);
         let key = labels_key(&gl);
@@ -244,7 +244,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr, g: &Grid
                 )));
             }
             let mut out: Vec<VSeries> = Vec::new();
-            let mut at: HashMap<Vec<u8>, usize> = HashMap::new();
+            let mut at: HashMap<Vec<u8>, usize> = HashMap::default();
             let mut counts: Vec<Vec<f64>> = Vec::new();
             for (s, &gi) in input.iter().zip(&group_of) {
                 for &(i, v) in &s.points {

@@ -2,7 +2,7 @@
 //! Prometheus's vector matching (`on`, `ignoring`, `group_left`,
 //! `group_right`).
 
-use std::collections::HashMap;
+use crate::value::HashMap;
 
 use lookout_protocol::Labels;
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
@@ -204,7 +204,8 @@ fn matching(m: Option<&BinModifier>) -> Matching<'_> {
 
 /// For each signature, which series of a side hold a point at each step.
 fn by_signature(vs: &[VSeries], m: &Matching<'_>) -> HashMap<Vec<u8>, Vec<usize>> {
-    let mut map: HashMap<Vec<u8>, Vec<usize>> = HashMap::with_capacity(vs.len());
+    let mut map: HashMap<Vec<u8>, Vec<usize>> =
+        HashMap::with_capacity_and_hasher(vs.len(), Default::default());
     for (i, s) in vs.iter().enumerate() {
         let sig = signature(&s.labels, m.on, m.names);
         map.entry(sig).or_default().push(i);
@@ -221,7 +222,7 @@ fn set_op(
 ) -> Vec<VSeries> {
     let mt = matching(m);
     // Steps at which each right-hand signature is present.
-    let mut right_steps: HashMap<Vec<u8>, Vec<bool>> = HashMap::new();
+    let mut right_steps: HashMap<Vec<u8>, Vec<bool>> = HashMap::default();
     for s in &r {
         let present = right_steps
             .entry(signature(&s.labels, mt.on, mt.names))
@@ -244,7 +245,7 @@ fn set_op(
                 .collect()
         }
         _ => {
-            let mut left_steps: HashMap<Vec<u8>, Vec<bool>> = HashMap::new();
+            let mut left_steps: HashMap<Vec<u8>, Vec<bool>> = HashMap::default();
             for s in &l {
                 let present = left_steps
                     .entry(signature(&s.labels, mt.on, mt.names))
@@ -294,7 +295,8 @@ fn vector_vector(
 
     // Per one-side signature and step: which series is there (the one side
     // must be unique per signature and step).
-    let mut one_at: HashMap<&[u8], Vec<u32>> = HashMap::with_capacity(one_map.len());
+    let mut one_at: HashMap<&[u8], Vec<u32>> =
+        HashMap::with_capacity_and_hasher(one_map.len(), Default::default());
     const NONE: u32 = u32::MAX;
     for (sig, idxs) in &one_map {
         let mut at = vec![NONE; g.n];
@@ -320,13 +322,13 @@ fn vector_vector(
     }
 
     // Result label sets are computed once per (many series, one series) pair.
-    let mut result_labels: HashMap<(usize, u32), usize> = HashMap::new();
+    let mut result_labels: HashMap<(usize, u32), usize> = HashMap::default();
     let mut out: Vec<VSeries> = Vec::new();
     // Which result series already holds a point at a step, and from which
     // many-side series, to report duplicate results.
-    let mut out_by_key: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut out_by_key: HashMap<Vec<u8>, usize> = HashMap::default();
     let mut owner: Vec<Vec<u32>> = Vec::new();
-    let mut matched: HashMap<Vec<u8>, Vec<bool>> = HashMap::new();
+    let mut matched: HashMap<Vec<u8>, Vec<bool>> = HashMap::default();
     for (mi, ms) in many.iter().enumerate() {
         ev.check_deadline()?;
         let sig = signature(&ms.labels, mt.on, mt.names);

@@ -13,7 +13,7 @@ use promql_parser::parser::{
 
 use crate::error::{QueryError, Result};
 use crate::storage::{Source, selector_matchers};
-use crate::value::{Annotations, METRIC_NAME, drop_name, labels_key, labels_string};
+use crate::value::{Annotations, HashMap, METRIC_NAME, drop_name, labels_key, labels_string};
 use crate::{Limits, aggregate, binary, functions};
 
 /// The step times an expression is evaluated at.
@@ -392,8 +392,8 @@ pub(crate) fn finish_vector(mut vs: Vec<VSeries>) -> Result<Vec<VSeries>> {
 
 /// Merges series with equal labels; overlapping steps are an error.
 pub(crate) fn merge_same_labels(vs: Vec<VSeries>) -> Result<Vec<VSeries>> {
-    let mut index: std::collections::HashMap<Vec<u8>, usize> =
-        std::collections::HashMap::with_capacity(vs.len());
+    let mut index: HashMap<Vec<u8>, usize> =
+        HashMap::with_capacity_and_hasher(vs.len(), Default::default());
     let mut out: Vec<VSeries> = Vec::with_capacity(vs.len());
     for s in vs {
         let key = labels_key(&s.labels);

@@ -1,7 +1,7 @@
 //! Function calls: per-sample math, range-vector functions, label
 //! functions and classic-histogram quantiles.
 
-use std::collections::HashMap;
+use crate::value::HashMap;
 
 use lookout_protocol::{Label, Labels};
 use promql_parser::label::MatchOp;
@@ -342,7 +342,7 @@ fn absent_result(e: &Expr, present: &[bool]) -> Vec<VSeries> {
             .iter()
             .chain(ms.or_matchers.iter().flatten())
             .collect();
-        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut seen: HashMap<&str, usize> = HashMap::default();
         for m in &all {
             *seen.entry(m.name.as_str()).or_default() += 1;
         }
@@ -519,7 +519,7 @@ struct Buckets {
 fn gather_buckets(ev: &mut Evaluator<'_>, e: &Expr, g: &Grid, func: &str) -> Result<Vec<Buckets>> {
     let v = ev.eval_vector(e, g)?;
     let mut groups: Vec<Buckets> = Vec::new();
-    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::default();
     for s in v {
         let le = s.labels.get("le").and_then(parse_le);
         let Some(le) = le else {

@@ -847,6 +847,21 @@ impl Querier for Db {
             }
         }
         let ids = self.head.select_ids(matchers);
+        if blocks.is_empty() {
+            // The head holds each series once: no merging needed, which
+            // spares hashing every label set of a large selection.
+            drop(add);
+            let mut out: Vec<Series> = Vec::with_capacity(ids.len());
+            for (labels, handle) in self.head.labels_of_ids(&ids) {
+                let mut samples = Vec::new();
+                self.head.samples(&handle, mint, maxt, &mut samples);
+                if !samples.is_empty() {
+                    out.push(Series { labels, samples });
+                }
+            }
+            out.sort_unstable_by(|a, b| cmp_labels(&a.labels, &b.labels));
+            return Ok(out);
+        }
         for (labels, handle) in self.head.labels_of_ids(&ids) {
             let mut samples = Vec::new();
             self.head.samples(&handle, mint, maxt, &mut samples);
