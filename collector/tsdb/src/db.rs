@@ -850,7 +850,6 @@ impl Querier for Db {
         if blocks.is_empty() {
             // The head holds each series once: no merging needed, which
             // spares hashing every label set of a large selection.
-            drop(add);
             let mut out: Vec<Series> = Vec::with_capacity(ids.len());
             for (labels, handle) in self.head.labels_of_ids(&ids) {
                 let mut samples = Vec::new();
