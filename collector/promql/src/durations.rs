@@ -9,7 +9,7 @@ use crate::error::{QueryError, Result};
 
 /// Returns the query with every duration expression replaced by its value.
 pub fn rewrite(query: &str) -> Result<Cow<'_, str>> {
-    if !query.contains('[') && !query.contains("offset") {
+    if !query.contains('[') && !query.contains("offset") && !query.contains('@') {
         return Ok(Cow::Borrowed(query));
     }
     let b = query.as_bytes();
@@ -41,9 +41,11 @@ pub fn rewrite(query: &str) -> Result<Cow<'_, str>> {
             for part in split_top_level(inner, ':') {
                 let t = part.trim();
                 if t.is_empty() || is_plain(t) {
+                    check_range(t, plain_secs(t))?;
                     parts.push(part.to_string());
                 } else {
                     let secs = eval(t)?;
+                    check_range(t, Some(secs))?;
                     if secs <= 0.0 {
                         return Err(QueryError::bad_data(format!(
                             "duration expression {t:?} must be positive, got {secs}s"
@@ -73,6 +75,7 @@ pub fn rewrite(query: &str) -> Result<Cow<'_, str>> {
                 && let Some(close) = matching_paren(b, k)
             {
                 let mut secs = eval(&query[k + 1..close])?;
+                check_range(&query[k + 1..close], Some(secs))?;
                 if neg {
                     secs = -secs;
                 }
@@ -85,6 +88,23 @@ pub fn rewrite(query: &str) -> Result<Cow<'_, str>> {
                 i = close + 1;
                 changed = true;
                 continue;
+            }
+        }
+        if c == b'@' || (query[i..].starts_with("offset") && (i == 0 || !is_word(b[i - 1]))) {
+            // A plain number after `@` or `offset`: the parser panics on
+            // values too large for a duration or time, so they are refused
+            // here first.
+            let start = if c == b'@' { i + 1 } else { i + 6 };
+            let mut j = skip_ws(b, start);
+            if b.get(j) == Some(&b'-') || b.get(j) == Some(&b'+') {
+                j += 1;
+            }
+            let end = (j..b.len())
+                .find(|&k| !(b[k].is_ascii_alphanumeric() || b[k] == b'.'))
+                .unwrap_or(b.len());
+            let token = &query[j..end];
+            if !token.is_empty() && token.as_bytes()[0].is_ascii_digit() {
+                check_range(token, plain_secs(token).or(Some(f64::INFINITY)))?;
             }
         }
         let ch = query[i..].chars().next().unwrap_or(' ');
@@ -159,6 +179,23 @@ fn split_top_level(s: &str, sep: char) -> Vec<&str> {
     }
     out.push(&s[last..]);
     out
+}
+
+/// Seconds of a plain number or duration.
+fn plain_secs(s: &str) -> Option<f64> {
+    s.parse::<f64>().ok().or_else(|| duration_secs(s))
+}
+
+/// Durations and times beyond about 3,000 years are refused: the parser
+/// cannot represent them and would panic.
+fn check_range(text: &str, secs: Option<f64>) -> Result<()> {
+    match secs {
+        Some(v) if v.is_finite() && v.abs() <= 1e11 => Ok(()),
+        None => Ok(()),
+        Some(_) => Err(QueryError::bad_data(format!(
+            "duration or time {text:?} is out of range"
+        ))),
+    }
 }
 
 /// A duration or number the parser reads itself.
@@ -385,5 +422,10 @@ mod tests {
         );
         assert!(rewrite("x[1m-2m]").is_err());
         assert!(rewrite("x[1m+]").is_err());
+        assert!(rewrite(&format!("x[{}]", "7".repeat(90))).is_err());
+        assert!(rewrite(&format!("x offset {}", "9".repeat(40))).is_err());
+        assert!(rewrite(&format!("x @ {}", "9".repeat(40))).is_err());
+        assert!(rewrite("x[99999999999y]").is_err());
+        assert!(rewrite("x @ start()").is_ok());
     }
 }
