@@ -238,7 +238,8 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr, g: &Grid
         }
         "count_values" => {
             let label = string_param.unwrap_or_default();
-            if !is_valid_label_name(&label) {
+            // Prometheus 3 accepts any non-empty UTF-8 label name.
+            if label.is_empty() {
                 return Err(QueryError::execution(format!(
                     "invalid label name {label:?}"
                 )));
@@ -290,11 +291,6 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr, g: &Grid
         }
     };
     Ok(Val::Vector(out))
-}
-
-fn is_valid_label_name(s: &str) -> bool {
-    // Prometheus 3 accepts any UTF-8 label name that is not empty.
-    !s.is_empty() && std::str::from_utf8(s.as_bytes()).is_ok()
 }
 
 fn simple(

@@ -77,7 +77,8 @@ fn apply(op: Op, l: f64, r: f64) -> (f64, bool) {
         Op::Sub => (l - r, true),
         Op::Mul => (l * r, true),
         Op::Div => (l / r, true),
-        Op::Mod => (go_mod(l, r), true),
+        // Rust's `%` is Go's `math.Mod`: the result takes the sign of `l`.
+        Op::Mod => (l % r, true),
         Op::Pow => (l.powf(r), true),
         Op::Atan2 => (l.atan2(r), true),
         Op::Eq => (l, l == r),
@@ -88,11 +89,6 @@ fn apply(op: Op, l: f64, r: f64) -> (f64, bool) {
         Op::Le => (l, l <= r),
         Op::And | Op::Or | Op::Unless => (l, true),
     }
-}
-
-/// Go's `math.Mod`: the result has the sign of `l`, like Rust's `%`.
-fn go_mod(l: f64, r: f64) -> f64 {
-    l % r
 }
 
 pub(crate) fn eval_binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, g: &Grid) -> Result<Val> {
@@ -341,9 +337,12 @@ fn vector_vector(
                 continue;
             }
             let os = &one[oi as usize];
-            let Some(&(_, ov)) = os.points.iter().find(|p| p.0 == i) else {
+            // Points are in step order: a binary search keeps range
+            // queries linear in their steps.
+            let Ok(at_step) = os.points.binary_search_by_key(&i, |p| p.0) else {
                 continue;
             };
+            let ov = os.points[at_step].1;
             let (lv, rv) = if swap { (ov, mv) } else { (mv, ov) };
             // A comparison keeps the left operand's value, whichever side
             // is the many side.

@@ -516,7 +516,7 @@ struct Buckets {
     per_step: Vec<Vec<(f64, f64)>>,
 }
 
-fn gather_buckets(ev: &mut Evaluator<'_>, e: &Expr, g: &Grid, func: &str) -> Result<Vec<Buckets>> {
+fn gather_buckets(ev: &mut Evaluator<'_>, e: &Expr, g: &Grid) -> Result<Vec<Buckets>> {
     let v = ev.eval_vector(e, g)?;
     let mut groups: Vec<Buckets> = Vec::new();
     let mut index: HashMap<Vec<u8>, usize> = HashMap::default();
@@ -531,7 +531,6 @@ fn gather_buckets(ev: &mut Evaluator<'_>, e: &Expr, g: &Grid, func: &str) -> Res
             }
             continue;
         };
-        let _ = func;
         let labels = without_labels(&s.labels, &["le"]);
         let key = labels_key(&labels);
         let gi = *index.entry(key).or_insert_with(|| {
@@ -655,23 +654,39 @@ fn histogram_quantile(ev: &mut Evaluator<'_>, c: &Call, g: &Grid) -> Result<Val>
             format_float(bad)
         ));
     }
-    let groups = gather_buckets(ev, arg(c, 1)?, g, "histogram_quantile")?;
+    let groups = gather_buckets(ev, arg(c, 1)?, g)?;
+    let mut forced_names = Vec::new();
+    let out = per_bucket_group(groups, |labels, i, b| {
+        let (v, forced) = bucket_quantile(q[i], b);
+        if forced {
+            forced_names.push(metric_name(labels).unwrap_or("").to_string());
+        }
+        v
+    });
+    for name in forced_names {
+        ev.annotations.info(format!(
+            "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {name:?}"
+        ));
+    }
+    Ok(Val::Vector(out))
+}
+
+/// One output series per bucket group, with `f`'s value at every step the
+/// group has buckets.
+fn per_bucket_group(
+    groups: Vec<Buckets>,
+    mut f: impl FnMut(&Labels, usize, &mut Vec<(f64, f64)>) -> f64,
+) -> Vec<VSeries> {
     let mut out = Vec::with_capacity(groups.len());
     for mut grp in groups {
-        let mut points = Vec::new();
-        for (i, b) in grp.per_step.iter_mut().enumerate() {
-            if b.is_empty() {
-                continue;
-            }
-            let (v, forced) = bucket_quantile(q[i], b);
-            if forced {
-                let name = metric_name(&grp.labels).unwrap_or("").to_string();
-                ev.annotations.info(format!(
-                    "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {name:?}"
-                ));
-            }
-            points.push((i as u32, v));
-        }
+        let labels = &grp.labels;
+        let points: Vec<(u32, f64)> = grp
+            .per_step
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(i, b)| (i as u32, f(labels, i, b)))
+            .collect();
         if !points.is_empty() {
             out.push(VSeries {
                 labels: grp.labels,
@@ -680,7 +695,7 @@ fn histogram_quantile(ev: &mut Evaluator<'_>, c: &Call, g: &Grid) -> Result<Val>
             });
         }
     }
-    Ok(Val::Vector(out))
+    out
 }
 
 fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<(f64, f64)>) -> f64 {
@@ -743,25 +758,10 @@ fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<(f64, f64)>) -> f64 {
 fn histogram_fraction(ev: &mut Evaluator<'_>, c: &Call, g: &Grid) -> Result<Val> {
     let lo = ev.eval_scalar(arg(c, 0)?, g)?;
     let hi = ev.eval_scalar(arg(c, 1)?, g)?;
-    let groups = gather_buckets(ev, arg(c, 2)?, g, "histogram_fraction")?;
-    let mut out = Vec::with_capacity(groups.len());
-    for mut grp in groups {
-        let points: Vec<(u32, f64)> = grp
-            .per_step
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, b)| !b.is_empty())
-            .map(|(i, b)| (i as u32, bucket_fraction(lo[i], hi[i], b)))
-            .collect();
-        if !points.is_empty() {
-            out.push(VSeries {
-                labels: grp.labels,
-                drop_name: grp.drop_name,
-                points,
-            });
-        }
-    }
-    Ok(Val::Vector(out))
+    let groups = gather_buckets(ev, arg(c, 2)?, g)?;
+    Ok(Val::Vector(per_bucket_group(groups, |_, i, b| {
+        bucket_fraction(lo[i], hi[i], b)
+    })))
 }
 
 /// Least-squares line through the samples, times relative to

@@ -507,7 +507,7 @@ pub fn run_file(path: &Path, verbose: bool) -> Counts {
         if line.starts_with("eval") {
             let start_line = i;
             let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
-            let (mut no_warn, mut no_info) = (false, false);
+            let mut no_info = false;
             let (fail, mut warn, mut info, ordered) = (
                 cmd == "eval_fail",
                 cmd == "eval_warn",
@@ -558,8 +558,6 @@ pub fn run_file(path: &Path, verbose: bool) -> Counts {
                         warn = true;
                     } else if e.starts_with("info") {
                         info = true;
-                    } else if e.starts_with("no_warn") {
-                        no_warn = true;
                     } else if e.starts_with("no_info") {
                         no_info = true;
                     }
@@ -598,7 +596,6 @@ pub fn run_file(path: &Path, verbose: bool) -> Counts {
                 },
                 has_histograms,
             };
-            let _ = no_warn;
             let outcome = if unreadable && !has_histograms {
                 Err("expected results could not be read".to_string())
             } else {
