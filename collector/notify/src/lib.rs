@@ -14,4 +14,5 @@ pub mod alert;
 pub mod receivers;
 
 pub use alert::{Alert, AlertStatus, LabelSet, Notification};
+pub use receivers::config::ReceiverConfig;
 pub use receivers::{Notifier, NotifyError, NotifyFuture};

@@ -3,6 +3,8 @@
 //! one interface the dispatcher calls, so other sinks (remediation hooks)
 //! plug in the same way.
 
+pub mod config;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
