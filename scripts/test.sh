@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 say() { printf '\n== %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-packages=(prometheus prometheus-node-exporter victoria-metrics busybox-static systemd openssl curl)
+packages=(prometheus prometheus-alertmanager prometheus-node-exporter victoria-metrics zabbix-agent busybox-static systemd openssl curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

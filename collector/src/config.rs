@@ -24,6 +24,68 @@ pub struct Config {
     /// Stores that receive a copy of everything ingested.
     pub forward: Vec<ForwardConfig>,
     pub api: ApiConfig,
+    pub rules: RulesConfig,
+    pub alerting: AlertingConfig,
+}
+
+/// Rule files and how they are evaluated.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Rule files in Prometheus's format; `*` and `?` allowed in the file
+    /// name. Relative paths are taken from the config file's folder.
+    pub files: Vec<String>,
+    /// Interval of groups that set none.
+    #[serde(with = "humantime_serde")]
+    pub evaluation_interval: Duration,
+    /// How often firing alerts are re-sent to notification and to
+    /// Alertmanagers, so they do not time out there.
+    #[serde(with = "humantime_serde")]
+    pub resend_delay: Duration,
+    /// Labels templates see as `$externalLabels`; also added to alerts sent
+    /// out (unless the alert has the label).
+    pub external_labels: std::collections::BTreeMap<String, String>,
+    /// Base URL of this collector as users reach it, for links in alerts;
+    /// empty: `http://<listen>`.
+    pub external_url: String,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            files: Vec::new(),
+            evaluation_interval: Duration::from_secs(15),
+            resend_delay: Duration::from_secs(60),
+            external_labels: Default::default(),
+            external_url: String::new(),
+        }
+    }
+}
+
+/// Alertmanagers that receive every alert, as Prometheus sends them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertingConfig {
+    pub alertmanagers: Vec<AlertmanagerConfig>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Base URL, e.g. `http://alertmanager:9093`; alerts go to
+    /// `<url>/api/v2/alerts`.
+    pub url: String,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for AlertmanagerConfig {
+    fn default() -> Self {
+        AlertmanagerConfig {
+            url: String::new(),
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Default for Config {
@@ -35,6 +97,8 @@ impl Default for Config {
             tls: None,
             forward: Vec::new(),
             api: ApiConfig::default(),
+            rules: RulesConfig::default(),
+            alerting: AlertingConfig::default(),
         }
     }
 }
@@ -287,6 +351,37 @@ impl Config {
                 err(&field, "outbox_max_mib must be above 0".into());
             }
         }
+        let r = &self.rules;
+        if r.evaluation_interval < Duration::from_secs(1) {
+            err("rules.evaluation_interval", "must be at least 1s".into());
+        }
+        if r.resend_delay < Duration::from_secs(1) {
+            err("rules.resend_delay", "must be at least 1s".into());
+        }
+        for k in r.external_labels.keys() {
+            if !lookout_protocol::model::is_valid_label_name(k) {
+                err(
+                    "rules.external_labels",
+                    format!("{k:?} is not a valid label name"),
+                );
+            }
+        }
+        if !r.external_url.is_empty() && !r.external_url.starts_with("http") {
+            err(
+                "rules.external_url",
+                format!("{:?} is not an http(s) URL", r.external_url),
+            );
+        }
+        for (n, am) in self.alerting.alertmanagers.iter().enumerate() {
+            let field = format!("alerting.alertmanagers[{n}]");
+            match am.url.parse::<hyper::Uri>() {
+                Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => {}
+                _ => err(&field, format!("url {:?} is not an http URL", am.url)),
+            }
+            if am.timeout.is_zero() {
+                err(&field, "timeout must be above 0".into());
+            }
+        }
         if self.api.max_series == 0 {
             err("api.max_series", "must be above 0".into());
         }
@@ -303,6 +398,16 @@ impl Config {
         self.listen
             .parse()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9780)))
+    }
+
+    /// The external URL alerts link to.
+    pub fn external_url(&self) -> String {
+        if self.rules.external_url.is_empty() {
+            let scheme = if self.tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}", self.listen)
+        } else {
+            self.rules.external_url.trim_end_matches('/').to_string()
+        }
     }
 
     pub fn default_yaml() -> String {

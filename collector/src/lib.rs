@@ -9,5 +9,7 @@ pub mod config;
 pub mod forward;
 pub mod ingest;
 pub mod query_cli;
+pub mod rules;
+pub mod rules_cli;
 pub mod serve;
 pub mod tls;

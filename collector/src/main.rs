@@ -103,10 +103,32 @@ enum Command {
         #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Check or unit-test rule files in Prometheus's format.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Check a collector config file and exit (0 when valid).
     CheckConfig { file: PathBuf },
     /// Print the default collector config (annotated YAML).
     PrintDefaultConfig,
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesCommand {
+    /// Check rule files (like `promtool check rules`): YAML, expressions,
+    /// templates, names; exit 1 on any error.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Fail on lints (repeated rules) too.
+        #[arg(long)]
+        lint_fatal: bool,
+    },
+    /// Run rule unit tests in `promtool test rules` format; exit 1 when
+    /// any fails.
+    Test {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// Queries allocate many short-lived vectors and label sets; mimalloc
@@ -182,6 +204,20 @@ fn run(args: Args) -> anyhow::Result<()> {
                 print!("{}", lookout::query_cli::render(&answer));
             }
             Ok(())
+        }
+        Command::Rules(cmd) => {
+            let mut out = std::io::stdout().lock();
+            let ok = match cmd {
+                RulesCommand::Check { files, lint_fatal } => {
+                    lookout::rules_cli::check(&files, lint_fatal, &mut out)?
+                }
+                RulesCommand::Test { files } => lookout::rules_cli::test(&files, &mut out)?,
+            };
+            if ok {
+                Ok(())
+            } else {
+                anyhow::bail!("some rule files failed")
+            }
         }
         Command::CheckConfig { file } => {
             Config::load(&file)?;

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use lookout_agent::clock::{SharedClock, unix_millis, unix_seconds};
 use lookout_protocol::exposition::{Format, encode};
+use lookout_protocol::remote_write::{self, TimeSeries};
 use lookout_protocol::{Family, Labels, MetricKind};
 use lookout_tsdb::Db;
 use tokio::task::JoinSet;
@@ -43,6 +44,23 @@ pub struct App {
 impl App {
     pub fn now_ms(&self) -> i64 {
         unix_millis(self.clock.now())
+    }
+
+    /// The collector's own writes (synthesized `up`, rule results,
+    /// `ALERTS`): into the store, then to every forwarder, as pushes go.
+    pub fn append_local(&self, mut series: Vec<TimeSeries>) -> Result<(), lookout_tsdb::Error> {
+        if series.is_empty() {
+            return Ok(());
+        }
+        self.db.append(&mut series)?;
+        if !self.forward.is_empty() {
+            self.forward
+                .enqueue(&remote_write::encode(&remote_write::WriteRequest {
+                    timeseries: series,
+                    metadata: Vec::new(),
+                }));
+        }
+        Ok(())
     }
 }
 
@@ -230,21 +248,7 @@ async fn liveness_loop(app: Arc<App>, cancel: CancellationToken) {
         }
         let app2 = app.clone();
         let done = tokio::task::spawn_blocking(move || {
-            let mut series = app2.liveness.series(app2.now_ms());
-            if series.is_empty() {
-                return Ok(());
-            }
-            app2.db.append(&mut series)?;
-            if !app2.forward.is_empty() {
-                app2.forward
-                    .enqueue(&lookout_protocol::remote_write::encode(
-                        &lookout_protocol::remote_write::WriteRequest {
-                            timeseries: series,
-                            metadata: Vec::new(),
-                        },
-                    ));
-            }
-            Ok::<(), lookout_tsdb::Error>(())
+            app2.append_local(app2.liveness.series(app2.now_ms()))
         })
         .await;
         if let Ok(Err(e)) = done {

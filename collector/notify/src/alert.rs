@@ -53,7 +53,10 @@ impl Alert {
     }
 
     pub fn name(&self) -> &str {
-        self.labels.get("alertname").map(String::as_str).unwrap_or("")
+        self.labels
+            .get("alertname")
+            .map(String::as_str)
+            .unwrap_or("")
     }
 }
 
@@ -89,7 +92,11 @@ pub struct Notification {
 
 impl Notification {
     pub fn status(&self) -> AlertStatus {
-        if self.alerts.iter().any(|a| a.status_at(self.now_ms) == AlertStatus::Firing) {
+        if self
+            .alerts
+            .iter()
+            .any(|a| a.status_at(self.now_ms) == AlertStatus::Firing)
+        {
             AlertStatus::Firing
         } else {
             AlertStatus::Resolved
@@ -97,11 +104,15 @@ impl Notification {
     }
 
     pub fn firing(&self) -> impl Iterator<Item = &Alert> {
-        self.alerts.iter().filter(|a| a.status_at(self.now_ms) == AlertStatus::Firing)
+        self.alerts
+            .iter()
+            .filter(|a| a.status_at(self.now_ms) == AlertStatus::Firing)
     }
 
     pub fn resolved(&self) -> impl Iterator<Item = &Alert> {
-        self.alerts.iter().filter(|a| a.status_at(self.now_ms) == AlertStatus::Resolved)
+        self.alerts
+            .iter()
+            .filter(|a| a.status_at(self.now_ms) == AlertStatus::Resolved)
     }
 
     /// Labels every alert shares, with the same value.

@@ -11,8 +11,26 @@
 //! the collector.
 
 pub mod alert;
+pub mod config;
+pub mod dispatch;
+pub mod inhibit;
+pub mod matchers;
 pub mod receivers;
+pub mod rfc3339;
+pub mod route;
+pub mod severity;
+pub mod silence;
+pub mod timeinterval;
 
 pub use alert::{Alert, AlertStatus, LabelSet, Notification};
+pub use config::{ConfigErrors, ConfigProblem, NotifyConfig};
+pub use dispatch::{
+    AlertState, AlertView, GettableAlert, GroupView, NotifyReason, Pipeline, PipelineError,
+};
+pub use matchers::{MatchOp, Matcher, MatcherError, Matchers};
 pub use receivers::config::ReceiverConfig;
 pub use receivers::{Notifier, NotifyError, NotifyFuture};
+pub use severity::Severity;
+pub use silence::{
+    GettableSilence, PostableSilence, SilenceError, SilenceMatcher, SilenceState, Silences,
+};

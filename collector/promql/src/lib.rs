@@ -28,6 +28,7 @@ pub mod durations;
 pub mod error;
 pub(crate) mod eval;
 pub(crate) mod functions;
+pub mod notation;
 pub mod storage;
 pub mod value;
 

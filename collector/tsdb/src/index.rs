@@ -117,6 +117,28 @@ impl fmt::Display for Matcher {
     }
 }
 
+/// Compiled regexes by source. Rules run the same selectors every few
+/// seconds, and compiling a regex costs far more than matching with it.
+static REGEX_CACHE: std::sync::LazyLock<parking_lot::Mutex<HashMap<String, Regex>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Entries kept before the cache starts afresh; bounds memory when queries
+/// carry ever-new regexes.
+const REGEX_CACHE_MAX: usize = 4096;
+
+fn compiled_regex(value: &str) -> Result<Regex, regex::Error> {
+    if let Some(r) = REGEX_CACHE.lock().get(value) {
+        return Ok(r.clone());
+    }
+    let r = Regex::new(&format!("^(?s:{value})$"))?;
+    let mut cache = REGEX_CACHE.lock();
+    if cache.len() >= REGEX_CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(value.to_string(), r.clone());
+    Ok(r)
+}
+
 impl Matcher {
     pub fn new(
         kind: MatchKind,
@@ -125,7 +147,7 @@ impl Matcher {
     ) -> Result<Self, regex::Error> {
         let value = value.into();
         let regex = match kind {
-            MatchKind::Regex | MatchKind::NotRegex => Some(Regex::new(&format!("^(?s:{value})$"))?),
+            MatchKind::Regex | MatchKind::NotRegex => Some(compiled_regex(&value)?),
             _ => None,
         };
         Ok(Matcher {
