@@ -42,6 +42,9 @@ pub struct Registry {
     stats: Mutex<BTreeMap<&'static str, SamplerStats>>,
     clock: SharedClock,
     started_unix: f64,
+    /// Signalled when something happened that should reach the collector
+    /// now rather than at the next push interval (a container died).
+    urgent: tokio::sync::Notify,
 }
 
 impl Registry {
@@ -53,7 +56,19 @@ impl Registry {
             stats: Mutex::default(),
             clock,
             started_unix,
+            urgent: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Asks the shipper to push a batch now.
+    pub fn push_soon(&self) {
+        self.urgent.notify_one();
+    }
+
+    /// Resolves when [`Registry::push_soon`] was called (once per call or
+    /// burst of calls).
+    pub async fn push_requested(&self) {
+        self.urgent.notified().await
     }
 
     pub fn clock(&self) -> &SharedClock {

@@ -226,6 +226,9 @@ fn next_batch(
     req
 }
 
+/// How long an urgent push waits for the rest of a burst of events.
+const URGENT_COALESCE: Duration = Duration::from_millis(100);
+
 async fn produce_loop(
     cfg: PushConfig,
     node: String,
@@ -240,6 +243,11 @@ async fn produce_loop(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
+            _ = registry.push_requested() => {
+                // Events come in bursts (kill, die, restart): wait a moment
+                // so one batch carries them all.
+                tokio::time::sleep(URGENT_COALESCE).await;
+            }
         }
         let now = registry.clock().now();
         let req = next_batch(&cfg, &node, &registry, &mut last_sent, now);

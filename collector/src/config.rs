@@ -26,6 +26,9 @@ pub struct Config {
     pub api: ApiConfig,
     pub rules: RulesConfig,
     pub alerting: AlertingConfig,
+    /// Routing, grouping, inhibition, silences and receivers, in
+    /// Alertmanager's shape.
+    pub notify: lookout_notify::NotifyConfig,
 }
 
 /// Rule files and how they are evaluated.
@@ -99,6 +102,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             rules: RulesConfig::default(),
             alerting: AlertingConfig::default(),
+            notify: lookout_notify::NotifyConfig::default(),
         }
     }
 }
@@ -241,8 +245,19 @@ impl Default for ApiConfig {
 }
 
 impl Config {
+    /// Loads a config file; relative rule-file paths are taken from the
+    /// file's folder, so the config means the same from any working
+    /// directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        load_checked(path, Config::validate)
+        let mut cfg = load_checked(path, Config::validate)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+        for f in cfg.rules.files.iter_mut() {
+            if !Path::new(f.as_str()).is_absolute() {
+                *f = base.join(f.as_str()).display().to_string();
+            }
+        }
+        Ok(cfg)
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
@@ -380,6 +395,11 @@ impl Config {
             }
             if am.timeout.is_zero() {
                 err(&field, "timeout must be above 0".into());
+            }
+        }
+        for p in self.notify.validate() {
+            if p.is_error() {
+                err(&p.path, p.message);
             }
         }
         if self.api.max_series == 0 {

@@ -53,6 +53,16 @@ enum Command {
         /// Agent config (YAML) for the embedded agent; defaults otherwise.
         #[arg(long, env = "LOOKOUT_AGENT_CONFIG")]
         agent_config: Option<PathBuf>,
+
+        /// Collector config (lookout.yaml) for receivers and rules;
+        /// defaults otherwise. --listen and --data override it.
+        #[arg(long, short, env = "LOOKOUT_CONFIG")]
+        config: Option<PathBuf>,
+
+        /// Rule files (globs) to evaluate when the config names none; the
+        /// shipped packs when run from the source tree.
+        #[arg(long, default_value = "rules/*.yaml", env = "LOOKOUT_RULES")]
+        rules: String,
     },
     /// Run the collector.
     Serve {
@@ -103,6 +113,9 @@ enum Command {
         #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Add, list or expire silences on a running collector.
+    #[command(subcommand)]
+    Silence(SilenceCommand),
     /// Check or unit-test rule files in Prometheus's format.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -110,6 +123,41 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Print the default collector config (annotated YAML).
     PrintDefaultConfig,
+}
+
+#[derive(Subcommand, Debug)]
+enum SilenceCommand {
+    /// Silence alerts matching every matcher (`alertname=NodeDown`,
+    /// `node=~"n[12]"`, `severity!=info`) for a while; prints the id.
+    Add {
+        #[arg(required = true)]
+        matchers: Vec<String>,
+        /// How long the silence lasts.
+        #[arg(long, short, default_value = "1h", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Why; shown to everyone who lists silences.
+        #[arg(long, short, default_value = "")]
+        comment: String,
+        /// Who; defaults to $USER.
+        #[arg(long, env = "USER", default_value = "lookout")]
+        author: String,
+        #[arg(long, default_value = "http://127.0.0.1:9780", env = "LOOKOUT_URL")]
+        url: String,
+    },
+    /// List active and pending silences (and expired ones with --all).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value = "http://127.0.0.1:9780", env = "LOOKOUT_URL")]
+        url: String,
+    },
+    /// End silences now.
+    Expire {
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[arg(long, default_value = "http://127.0.0.1:9780", env = "LOOKOUT_URL")]
+        url: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -155,7 +203,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             agent_listen,
             data,
             agent_config,
-        } => up(listen, agent_listen, data, agent_config),
+            config,
+            rules,
+        } => up(listen, agent_listen, data, agent_config, config, rules),
         Command::Serve {
             config,
             listen,
@@ -205,6 +255,39 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Silence(cmd) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let timeout = Duration::from_secs(30);
+            rt.block_on(async move {
+                match cmd {
+                    SilenceCommand::Add {
+                        matchers,
+                        duration,
+                        comment,
+                        author,
+                        url,
+                    } => {
+                        let id = lookout::silence_cli::add(
+                            &url, &matchers, duration, &author, &comment, timeout,
+                        )
+                        .await?;
+                        println!("{id}");
+                    }
+                    SilenceCommand::List { all, url } => {
+                        print!("{}", lookout::silence_cli::list(&url, all, timeout).await?);
+                    }
+                    SilenceCommand::Expire { ids, url } => {
+                        for id in ids {
+                            lookout::silence_cli::expire(&url, &id, timeout).await?;
+                            println!("expired {id}");
+                        }
+                    }
+                }
+                Ok(())
+            })
+        }
         Command::Rules(cmd) => {
             let mut out = std::io::stdout().lock();
             let ok = match cmd {
@@ -244,16 +327,22 @@ fn up(
     agent_listen: String,
     data: PathBuf,
     agent_config: Option<PathBuf>,
+    config: Option<PathBuf>,
+    rules: String,
 ) -> anyhow::Result<()> {
     let (agent_cfg, agent_path) = match agent_config {
         Some(p) => cli::load_config(Some(&p))?,
         None => (lookout_agent::config::Config::default(), None),
     };
-    let mut cfg = Config {
-        listen,
-        ..Config::default()
+    let mut cfg = match &config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
     };
+    cfg.listen = listen;
     cfg.storage.path = data.join("storage");
+    if cfg.rules.files.is_empty() {
+        cfg.rules.files.push(rules);
+    }
     cfg.ensure_valid("settings")?;
     cli::raise_fd_limit();
     let rt = multi_thread_runtime()?;

@@ -30,6 +30,40 @@ fn form(pairs: &[(&str, &str)]) -> String {
     s.finish()
 }
 
+/// One HTTP exchange with the collector: status and body (at most
+/// 512 MiB), or an error that names the URL.
+pub async fn request(
+    method: hyper::Method,
+    uri: &hyper::Uri,
+    body: Option<(&str, String)>,
+    timeout: Duration,
+) -> anyhow::Result<(hyper::StatusCode, Bytes)> {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(timeout));
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    let mut builder = hyper::Request::builder().method(method).uri(uri.clone());
+    let payload = match body {
+        Some((content_type, b)) => {
+            builder = builder.header(hyper::header::CONTENT_TYPE, content_type);
+            Bytes::from(b)
+        }
+        None => Bytes::new(),
+    };
+    let request = builder.body(Full::new(payload))?;
+    let resp = tokio::time::timeout(timeout, client.request(request))
+        .await
+        .with_context(|| format!("{uri}: no answer within {timeout:?}"))?
+        .with_context(|| format!("{uri}: cannot reach the collector"))?;
+    let status = resp.status();
+    let bytes = Limited::new(resp.into_body(), 512 << 20)
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("{uri}: reading the answer failed: {e}"))?
+        .to_bytes();
+    Ok((status, bytes))
+}
+
 /// Sends the query and returns the answer's JSON body.
 pub async fn fetch(req: &QueryRequest) -> anyhow::Result<Value> {
     let base = req.url.trim_end_matches('/');
@@ -61,26 +95,13 @@ pub async fn fetch(req: &QueryRequest) -> anyhow::Result<Value> {
     let uri: hyper::Uri = format!("{base}/api/v1/{path}")
         .parse()
         .with_context(|| format!("--url {base:?} is not a URL like http://127.0.0.1:9780"))?;
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(req.timeout));
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(connector);
-    let request = hyper::Request::post(uri.clone())
-        .header(
-            hyper::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(Full::new(Bytes::from(body)))?;
-    let resp = tokio::time::timeout(req.timeout, client.request(request))
-        .await
-        .with_context(|| format!("{uri}: no answer within {:?}", req.timeout))?
-        .with_context(|| format!("{uri}: cannot reach the collector"))?;
-    let status = resp.status();
-    let bytes = Limited::new(resp.into_body(), 512 << 20)
-        .collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("{uri}: reading the answer failed: {e}"))?
-        .to_bytes();
+    let (status, bytes) = request(
+        hyper::Method::POST,
+        &uri,
+        Some(("application/x-www-form-urlencoded", body)),
+        req.timeout,
+    )
+    .await?;
     let json: Value = serde_json::from_slice(&bytes)
         .with_context(|| format!("{uri}: answered HTTP {status} with a body that is not JSON"))?;
     if json["status"] != "success" {

@@ -74,6 +74,7 @@ impl RuleManager {
     /// Loads the configured rule files; errors here stop the collector
     /// from starting, as a broken config would.
     pub fn load(app_cfg: &crate::config::Config, base: &Path) -> Result<RuleManager, RuleErrors> {
+        let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
         let patterns: Vec<String> = app_cfg
             .rules
             .files
@@ -183,7 +184,7 @@ impl RuleManager {
                 groups: saved.clone(),
             }
         };
-        if let Err(e) = write_state(&self.state_path, &state) {
+        if let Err(e) = crate::statefile::write_atomically(&self.state_path, &state) {
             self.stats
                 .state_write_failures
                 .fetch_add(1, Ordering::Relaxed);
@@ -222,24 +223,6 @@ fn read_state(path: &Path) -> StateFile {
             StateFile::default()
         }
     }
-}
-
-/// Writes the state file whole, through a temporary file and a rename, so
-/// a crash leaves the old or the new state, never half of one.
-fn write_state(path: &Path, state: &StateFile) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec(state).map_err(std::io::Error::other)?;
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 async fn group_loop(

@@ -26,6 +26,8 @@ use crate::forward::Forwarders;
 use crate::ingest::auth::Tokens;
 use crate::ingest::liveness::Liveness;
 use crate::ingest::{IngestStats, Throttled};
+use crate::notify::Notifications;
+use crate::rules::{AlertsOut, RuleManager};
 use crate::{api, ingest};
 
 /// Shared state of a running collector.
@@ -39,11 +41,26 @@ pub struct App {
     pub log: Throttled,
     pub clock: SharedClock,
     pub started_unix: f64,
+    pub rules: Arc<RuleManager>,
+    pub notify: Arc<Notifications>,
+    /// Where rule evaluations hand their alerts; set once at start.
+    alerts_out: std::sync::OnceLock<AlertsOut>,
+    cancel: CancellationToken,
 }
 
 impl App {
     pub fn now_ms(&self) -> i64 {
         unix_millis(self.clock.now())
+    }
+
+    /// Re-reads the rule files; on error the running rules stay.
+    pub fn reload_rules(self: &Arc<Self>) -> Result<usize, lookout_rules::RuleErrors> {
+        let out = self
+            .alerts_out
+            .get()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(|_| {}));
+        self.rules.reload(self, out, &self.cancel)
     }
 
     /// The collector's own writes (synthesized `up`, rule results,
@@ -99,8 +116,21 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v1/query_exemplars",
             get(api::query::exemplars).post(api::query::exemplars),
         )
-        .route("/api/v1/rules", get(api::rules))
-        .route("/api/v1/alerts", get(api::alerts))
+        .route("/api/v1/rules", get(api::alerting::rules))
+        .route("/api/v1/alerts", get(api::alerting::alerts))
+        .route(
+            "/api/v2/alerts",
+            get(api::alerting::am_alerts).post(api::alerting::am_post_alerts),
+        )
+        .route(
+            "/api/v2/silences",
+            get(api::alerting::silences).post(api::alerting::post_silence),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(api::alerting::silence).delete(api::alerting::expire_silence),
+        )
+        .route("/-/reload", post(api::alerting::reload))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "Lookout is Healthy.\n" }))
         .route("/-/ready", get(|| async { "Lookout is Ready.\n" }))
@@ -147,6 +177,9 @@ impl Collector {
             .with_context(|| format!("cannot open storage at {}", cfg.storage.path.display()))?;
         let db = Arc::new(db);
 
+        let rules = RuleManager::load(&cfg, std::path::Path::new("."))
+            .map_err(|e| anyhow::anyhow!("rule files:\n{e}"))?;
+        let notify = Notifications::new(&cfg)?;
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let forward = Forwarders::start(&cfg.forward, &cfg.storage.path, &cancel, &mut tasks)?;
@@ -162,6 +195,10 @@ impl Collector {
             forward,
             log: Throttled::default(),
             clock,
+            rules: Arc::new(rules),
+            notify: Arc::new(notify),
+            alerts_out: std::sync::OnceLock::new(),
+            cancel: cancel.clone(),
         });
         {
             let app = app.clone();
@@ -184,6 +221,20 @@ impl Collector {
             )),
         };
         tasks.spawn(maintenance_loop(app.clone(), cancel.clone()));
+        {
+            let clock_app = app.clone();
+            tasks.spawn(
+                app.notify
+                    .clone()
+                    .run(move || clock_app.now_ms(), cancel.clone()),
+            );
+            let notify = app.notify.clone();
+            let clock_app = app.clone();
+            let out: AlertsOut =
+                Arc::new(move |alerts| notify.put_rule_alerts(alerts, clock_app.now_ms()));
+            let _ = app.alerts_out.set(out.clone());
+            app.rules.start(&app, out, &cancel);
+        }
         tasks.spawn(liveness_loop(app.clone(), cancel.clone()));
         Ok(Collector {
             addr,
@@ -426,9 +477,18 @@ pub async fn run(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()
     );
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading rule files");
+                let app = collector.app.clone();
+                // A failed reload is logged by the manager; the old rules run on.
+                let _ = tokio::task::spawn_blocking(move || app.reload_rules()).await;
+            }
+        }
     }
     collector.stop().await;
     tracing::info!("stopped");

@@ -295,6 +295,12 @@ impl NotifyConfig {
             ));
         }
 
+        for (i, r) in self.receivers.iter().enumerate() {
+            for p in r.validate(&format!("{ROOT_PATH}.receivers[{i}]")) {
+                problems.push(ConfigProblem::error(p.path, p.message));
+            }
+        }
+
         let mut receivers = HashSet::new();
         for (i, r) in self.receivers.iter().enumerate() {
             let path = format!("{ROOT_PATH}.receivers[{i}].name");

@@ -251,6 +251,18 @@ pub struct Pipeline {
     groups: BTreeMap<GroupId, Group>,
     nflog: HashMap<LogKey, LogEntry>,
     version: u64,
+    log_version: u64,
+}
+
+/// One saved notification-log entry: what a receiver was last told about
+/// a group, fingerprints in hex.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LogRecord {
+    pub receiver: String,
+    pub group_key: String,
+    pub firing: Vec<String>,
+    pub resolved: Vec<String>,
+    pub sent_ms: i64,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -275,6 +287,7 @@ impl Pipeline {
             groups: BTreeMap::new(),
             nflog: HashMap::new(),
             version: 0,
+            log_version: 0,
         })
     }
 
@@ -485,6 +498,7 @@ impl Pipeline {
         if !ok {
             return true;
         }
+        self.log_version += 1;
         self.nflog.insert(
             (group.receiver.clone(), group.key.clone()),
             LogEntry {
@@ -501,9 +515,53 @@ impl Pipeline {
         true
     }
 
+    /// The notification log, to be saved so that after a restart the
+    /// alerts already notified are not notified again as new.
+    pub fn notification_log(&self) -> Vec<LogRecord> {
+        let mut out: Vec<LogRecord> = self
+            .nflog
+            .iter()
+            .map(|((receiver, group_key), e)| LogRecord {
+                receiver: receiver.clone(),
+                group_key: group_key.clone(),
+                firing: e.firing.iter().map(|fp| format!("{fp:016x}")).collect(),
+                resolved: e.resolved.iter().map(|fp| format!("{fp:016x}")).collect(),
+                sent_ms: e.sent_ms,
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key)));
+        out
+    }
+
+    /// Puts back a saved notification log (before alerts arrive). Records
+    /// with unreadable fingerprints are skipped.
+    pub fn restore_notification_log(&mut self, records: Vec<LogRecord>) {
+        let parse = |v: &[String]| -> BTreeSet<u64> {
+            v.iter()
+                .filter_map(|h| u64::from_str_radix(h, 16).ok())
+                .collect()
+        };
+        for r in records {
+            self.nflog.insert(
+                (r.receiver, r.group_key),
+                LogEntry {
+                    firing: parse(&r.firing),
+                    resolved: parse(&r.resolved),
+                    sent_ms: r.sent_ms,
+                },
+            );
+        }
+    }
+
+    /// Changes with every state change worth saving (a delivery recorded).
+    pub fn log_version(&self) -> u64 {
+        self.log_version
+    }
+
     fn remove_group(&mut self, id: &GroupId) {
         if let Some(g) = self.groups.remove(id) {
             self.nflog.remove(&(g.receiver, g.key));
+            self.log_version += 1;
         }
     }
 

@@ -11,6 +11,7 @@
 //! the collector.
 
 pub mod alert;
+pub mod alertmanager;
 pub mod config;
 pub mod dispatch;
 pub mod inhibit;
@@ -25,7 +26,8 @@ pub mod timeinterval;
 pub use alert::{Alert, AlertStatus, LabelSet, Notification};
 pub use config::{ConfigErrors, ConfigProblem, NotifyConfig};
 pub use dispatch::{
-    AlertState, AlertView, GettableAlert, GroupView, NotifyReason, Pipeline, PipelineError,
+    AlertState, AlertView, GettableAlert, GroupView, LogRecord, NotifyReason, Pipeline,
+    PipelineError,
 };
 pub use matchers::{MatchOp, Matcher, MatcherError, Matchers};
 pub use receivers::config::ReceiverConfig;

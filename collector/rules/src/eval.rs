@@ -206,10 +206,16 @@ impl GroupState {
                 .iter()
                 .position(|r| r.is_alerting() && r.name == s.name && r.expr_text == s.expr)
             {
+                // Restored alerts are sent again at the first evaluation,
+                // so notification and Alertmanager learn of them at once.
                 self.alerts[i] = s
                     .alerts
                     .iter()
-                    .map(|a| (fingerprint(&a.labels), a.clone()))
+                    .map(|a| {
+                        let mut a = a.clone();
+                        a.last_sent_ms = 0;
+                        (fingerprint(&a.labels), a)
+                    })
                     .collect();
             }
         }
@@ -487,6 +493,7 @@ fn alert(
         keep_firing_for_ms,
         label_templates,
         annotations,
+        ..
     } = &rule.kind
     else {
         return Ok(Vec::new());

@@ -107,6 +107,8 @@ pub enum RuleKind {
         /// The label values as templates, in the order of `labels`.
         label_templates: Vec<(String, Template)>,
         annotations: Vec<(String, Template)>,
+        /// The annotations as written, for APIs that show the rule.
+        annotation_texts: Vec<(String, String)>,
     },
 }
 
@@ -442,6 +444,11 @@ fn check_rule(r: RawRule, funcs: &Funcs<'_>) -> Result<Rule, (Option<String>, Ve
         let keep_firing_for_ms =
             parse_duration("keep_firing_for", &r.keep_firing_for, &mut problems);
         let mut annotations = Vec::new();
+        let annotation_texts: Vec<(String, String)> = r
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
         for (k, v) in &r.annotations {
             if !is_valid_label_name(k) {
                 problems.push(format!("invalid annotation name {k:?}"));
@@ -457,6 +464,7 @@ fn check_rule(r: RawRule, funcs: &Funcs<'_>) -> Result<Rule, (Option<String>, Ve
             keep_firing_for_ms,
             label_templates,
             annotations,
+            annotation_texts,
         }
     };
     match (expr, problems.is_empty()) {

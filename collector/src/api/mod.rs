@@ -4,6 +4,7 @@
 //! (`{"status":"success","data":...}` or `{"status":"error","errorType":
 //! ...,"error":...}`) so Grafana and other clients read them unchanged.
 
+pub mod alerting;
 pub mod params;
 pub mod query;
 
@@ -274,14 +275,6 @@ fn sample_value(v: f64) -> Value {
 
 /// Rules and alerts as Grafana lists them when it connects; rule
 /// evaluation is not part of the collector yet, so both lists are empty.
-pub async fn rules() -> Response {
-    success(json!({"groups": []}))
-}
-
-pub async fn alerts() -> Response {
-    success(json!({"alerts": []}))
-}
-
 pub async fn buildinfo() -> Response {
     success(json!({
         "version": env!("CARGO_PKG_VERSION"),

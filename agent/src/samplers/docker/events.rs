@@ -199,6 +199,8 @@ pub async fn follow(
                     labels.get("name").unwrap_or("")
                 );
                 registry.count(EVENTS_METRIC, EVENTS_HELP, labels, 1.0);
+                // Deaths and kills are what alerts wait for: push them now.
+                registry.push_soon();
             }
         }
         reconnects += 1;

@@ -103,6 +103,12 @@ impl BuildContext {
         })
     }
 
+    /// The shared HTTP client, for senders outside the receivers
+    /// (Alertmanager).
+    pub(crate) fn http(&self) -> crate::receivers::http::HttpClient {
+        self.shared.http.clone()
+    }
+
     /// Delivery counters of every receiver built so far.
     pub fn stats(&self) -> &StatsRegistry {
         &self.stats

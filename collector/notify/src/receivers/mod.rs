@@ -16,7 +16,7 @@ pub mod config;
 pub mod delivery;
 mod dingtalk;
 mod feishu;
-mod http;
+pub(crate) mod http;
 mod message;
 mod slack;
 mod teams;
