@@ -1893,6 +1893,131 @@ fn yaml_text(v: &serde_yaml_ng::Value) -> Option<String> {
 /// The recording rules of every `*.yaml` rule file in `dir` (alerting rules
 /// are skipped), in file and group order; also the number of files and of
 /// alerting rules.
+/// Evaluation interval of both servers in the rule phase.
+const RULE_INTERVAL_S: u64 = 20;
+/// Evaluation rounds measured (after one round of warm-up).
+const RULE_ROUNDS: usize = 3;
+
+/// The whole rule set (every group of every file, alerting rules too) is
+/// loaded into both servers by reload; each server's own account of its
+/// groups' evaluation time (`/api/v1/rules`, `evaluationTime`) is summed
+/// per round, once every group has been evaluated again.
+fn rule_evaluation(
+    from: &Path,
+    into: &Path,
+    lookout: &Server,
+    prometheus: &Server,
+) -> anyhow::Result<String> {
+    let mut files = 0;
+    for e in std::fs::read_dir(from)?.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            // One interval for every group, so each is evaluated within the
+            // measurement window (a 3m group would take minutes per round).
+            let text = std::fs::read_to_string(&p)?;
+            let same_interval: String = text
+                .lines()
+                .filter(|l| {
+                    !l.trim_start()
+                        .trim_start_matches("- ")
+                        .starts_with("interval:")
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(into.join(e.file_name()), same_interval)?;
+            files += 1;
+        }
+    }
+    for server in [lookout, prometheus] {
+        let (status, body) = Conn::new(server.addr).exchange("/-/reload", b"")?;
+        if status != 200 {
+            bail!(
+                "{} refused the reload: {}",
+                server.name,
+                snippet(&body, 300)
+            );
+        }
+    }
+    // Per group: its last evaluation's time and duration.
+    // (group, last evaluation, its duration) for each group, and the rule count.
+    type Groups = (Vec<(String, String, f64)>, usize);
+    let read = |server: &Server| -> anyhow::Result<Groups> {
+        let r = http_get(server.addr, "/api/v1/rules", &[])?;
+        let v: serde_json::Value = serde_json::from_str(&r.body)?;
+        let groups = v["data"]["groups"].as_array().cloned().unwrap_or_default();
+        let mut rules = 0;
+        let mut out = Vec::new();
+        for g in &groups {
+            rules += g["rules"].as_array().map_or(0, |r| r.len());
+            out.push((
+                format!(
+                    "{}/{}",
+                    g["file"].as_str().unwrap_or(""),
+                    g["name"].as_str().unwrap_or("")
+                ),
+                g["lastEvaluation"].as_str().unwrap_or("").to_string(),
+                g["evaluationTime"].as_f64().unwrap_or(0.0),
+            ));
+        }
+        Ok((out, rules))
+    };
+    let mut per_server = Vec::new();
+    for server in [lookout, prometheus] {
+        // Group -> (last evaluation seen, durations after the first).
+        let mut seen: BTreeMap<String, (String, Vec<f64>)> = BTreeMap::new();
+        let deadline =
+            Instant::now() + Duration::from_secs(RULE_INTERVAL_S * (RULE_ROUNDS as u64 + 3));
+        let mut rules;
+        loop {
+            let (groups, n) = read(server)?;
+            rules = n;
+            for (name, last, took) in groups {
+                if last.starts_with("0001") || last.is_empty() {
+                    continue;
+                }
+                let entry = seen
+                    .entry(name)
+                    .or_insert_with(|| (last.clone(), Vec::new()));
+                if entry.0 != last {
+                    entry.0 = last;
+                    entry.1.push(took);
+                }
+            }
+            let done = !seen.is_empty() && seen.values().all(|(_, d)| d.len() >= RULE_ROUNDS);
+            if done || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let measured: Vec<f64> = seen
+            .values()
+            .filter(|(_, d)| !d.is_empty())
+            .map(|(_, d)| d.iter().sum::<f64>() / d.len() as f64)
+            .collect();
+        if measured.len() < seen.len() || seen.is_empty() {
+            bail!(
+                "{}: only {} of {} groups were evaluated twice in time",
+                server.name,
+                measured.len(),
+                seen.len()
+            );
+        }
+        let total: f64 = measured.iter().sum();
+        println!(
+            "rule evaluation, {}: {} groups, {rules} rules; mean time to evaluate every group once: {total:.3} s",
+            server.name,
+            seen.len(),
+        );
+        per_server.push(total);
+    }
+    Ok(format!(
+        "rule bench: {files} rule files, whole rule set evaluated once: lookout {:.3} s, prometheus {:.3} s; lookout/prometheus {:.2}x",
+        per_server[0],
+        per_server[1],
+        per_server[0] / per_server[1].max(1e-9)
+    ))
+}
+
 fn load_rules(dir: &Path) -> anyhow::Result<(Vec<Rule>, usize, usize)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| {
@@ -2668,13 +2793,20 @@ fn main() -> anyhow::Result<()> {
     // Both servers run with their defaults, except limits that would refuse
     // a large cluster's answers or cut its slowest queries short: raised
     // alike in both.
-    let mut collector = Collector::start(
-        "api:\n  max_series: 100000000\n  query_timeout: 10m\n  query_max_samples: 1000000000\n",
-    );
+    // Both load their rules from one folder, empty until the rule phase at
+    // the end, so rule evaluation does not disturb the query timings.
+    let rule_dir = tempfile::tempdir().context("temporary rule folder")?;
+    let rule_glob = rule_dir.path().join("*.yaml").display().to_string();
+    let mut collector = Collector::start(&format!(
+        "api:\n  max_series: 100000000\n  query_timeout: 10m\n  query_max_samples: 1000000000\nrules:\n  files: [\"{rule_glob}\"]\n  evaluation_interval: {RULE_INTERVAL_S}s\n"
+    ));
     let prom = Prometheus::start(
-        "global: {scrape_interval: 30s}\n",
+        &format!(
+            "global: {{scrape_interval: 30s, evaluation_interval: {RULE_INTERVAL_S}s}}\nrule_files: [\"{rule_glob}\"]\n"
+        ),
         &[
             "--web.enable-remote-write-receiver",
+            "--web.enable-lifecycle",
             "--query.max-samples=1000000000",
             "--query.timeout=10m",
         ],
@@ -2865,6 +2997,12 @@ fn main() -> anyhow::Result<()> {
         if errors.len() > 5 {
             println!("  and {} other messages", errors.len() - 5);
         }
+    }
+
+    let rule_phase = rule_evaluation(&s.rules_dir, rule_dir.path(), &lookout, &prometheus);
+    match &rule_phase {
+        Ok(line) => println!("{line}"),
+        Err(e) => println!("rule evaluation phase failed: {e:#}"),
     }
 
     let final_hwm = [lookout.hwm_mib(), prometheus.hwm_mib()];
