@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Lookout's whole test suite, as CI runs it. On a fresh Debian machine it
-# first installs what the tests use (Prometheus's promtool and server, node_exporter, VictoriaMetrics,
+# first installs what the tests use (Prometheus's promtool and server, Alertmanager, node_exporter, VictoriaMetrics,
 # busybox-static for the test image, systemd-analyze, openssl and curl for
 # the TLS test) and cargo-nextest.
 # The Docker Engine must be installed; it is started if it is not running.

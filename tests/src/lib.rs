@@ -342,6 +342,8 @@ pub struct Captured {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When the whole request had arrived.
+    pub at: Instant,
 }
 
 impl Captured {
@@ -447,6 +449,7 @@ fn serve_connection(
                 path,
                 headers,
                 body,
+                at: Instant::now(),
             });
         let reply = if status == 204 {
             "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n".to_string()
@@ -581,10 +584,20 @@ impl Collector {
     /// Starts a collector with `config_yaml` (its `listen` and
     /// `storage.path` are set here) and waits until it is ready.
     pub fn start(config_yaml: &str) -> Collector {
+        Self::start_with_files(config_yaml, &[])
+    }
+
+    /// Starts a collector with `config_yaml` after writing `files` (name,
+    /// text) beside its config, where relative `rules.files` paths point.
+    pub fn start_with_files(config_yaml: &str, files: &[(&str, &str)]) -> Collector {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         std::fs::write(dir.path().join("lookout.yaml"), config_yaml).expect("write config");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text)
+                .unwrap_or_else(|e| panic!("write {name}: {e}"));
+        }
         let child = Self::spawn(&dir, addr, 0);
         let mut c = Collector {
             addr,
@@ -669,6 +682,54 @@ impl Collector {
 
     pub fn get(&self, path: &str) -> Response {
         http_get(self.addr, path, &[]).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// `http://<addr>`, for `--url` flags and peers' configs.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A file beside the collector's config (rule files live there).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The collector's storage directory (state files live there).
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Sends a signal to the running process.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill has no memory effects.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// The result of one instant query now, as JSON (`data.result`).
+    pub fn query(&self, expr: &str) -> Vec<serde_json::Value> {
+        let data = self.api(&format!("/api/v1/query?query={}", url_encode(expr)));
+        assert_eq!(data["resultType"], "vector", "{expr}: {data}");
+        data["result"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Pushes `(labels, value)` gauges sampled now; panics unless accepted.
+    pub fn push_now(&self, series: &[(&[(&str, &str)], f64)]) {
+        self.push_at(now_ms(), series)
+    }
+
+    /// Pushes `(labels, value)` gauges sampled at `t` (ms); panics unless
+    /// accepted.
+    pub fn push_at(&self, t: i64, series: &[(&[(&str, &str)], f64)]) {
+        let body = rw_body(
+            series
+                .iter()
+                .map(|(labels, v)| rw_series(labels, &[(t, *v)]))
+                .collect(),
+        );
+        let (status, text) = self.push(&[], &body);
+        assert_eq!(status, 204, "push refused: {text}");
     }
 
     /// `data` of a successful API answer.
@@ -798,5 +859,237 @@ impl Collector {
             Ok(r) => (r.status, r.body),
             Err(e) => (0, e.to_string()),
         }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Parses an RFC 3339 time in UTC (`2025-01-06T02:00:00Z`, with or without
+/// a fraction) to milliseconds since the epoch; `None` for anything else.
+pub fn rfc3339_ms(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.split(':').map(|x| x.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    let millis = if frac.is_empty() {
+        0
+    } else {
+        let digits: String = frac.chars().chain("000".chars()).take(3).collect();
+        digits.parse::<i64>().ok()?
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + millis)
+}
+
+/// Runs the `lookout` binary with `args` to completion.
+pub fn lookout_cli(args: &[&str]) -> std::process::Output {
+    Command::new(bin("lookout"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run lookout {args:?}: {e}"))
+}
+
+/// One notification a [`WebhookReceiver`] got: Alertmanager's webhook
+/// JSON and when it arrived.
+#[derive(Clone, Debug)]
+pub struct WebhookMessage {
+    pub at: Instant,
+    pub body: serde_json::Value,
+}
+
+impl WebhookMessage {
+    /// `status` of the notification: "firing" or "resolved".
+    pub fn status(&self) -> &str {
+        self.body["status"].as_str().unwrap_or("")
+    }
+
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        self.body["alerts"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `label` of every alert, in the order sent.
+    pub fn alert_labels(&self, label: &str) -> Vec<String> {
+        self.alerts()
+            .iter()
+            .map(|a| a["labels"][label].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+/// A webhook receiver on a free port that records the JSON bodies it is
+/// sent, with their arrival times, and answers 204.
+pub struct WebhookReceiver {
+    pub server: CaptureServer,
+}
+
+impl Default for WebhookReceiver {
+    fn default() -> Self {
+        Self::start()
+    }
+}
+
+impl WebhookReceiver {
+    pub fn start() -> WebhookReceiver {
+        WebhookReceiver {
+            server: CaptureServer::start(),
+        }
+    }
+
+    /// The URL to put in a `webhook_configs` entry.
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.server.addr)
+    }
+
+    /// Every notification so far, oldest first.
+    pub fn messages(&self) -> Vec<WebhookMessage> {
+        self.server
+            .requests()
+            .into_iter()
+            .map(|r| {
+                assert_eq!(
+                    (r.method.as_str(), r.path.as_str()),
+                    ("POST", "/hook"),
+                    "unexpected request to the webhook"
+                );
+                let body = serde_json::from_slice(&r.body).unwrap_or_else(|e| {
+                    panic!(
+                        "webhook body is not JSON ({e}): {}",
+                        String::from_utf8_lossy(&r.body)
+                    )
+                });
+                WebhookMessage { at: r.at, body }
+            })
+            .collect()
+    }
+
+    /// Waits until at least `n` notifications arrived; panics with what
+    /// arrived and `context` (a log) otherwise.
+    pub fn wait_for_count(
+        &self,
+        n: usize,
+        timeout: Duration,
+        context: impl Fn() -> String,
+    ) -> Vec<WebhookMessage> {
+        wait_for(timeout, || {
+            let m = self.messages();
+            (m.len() >= n).then_some(m)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "expected {n} webhook notifications within {timeout:?}, got:\n{:#?}\n{}",
+                self.messages().iter().map(|m| &m.body).collect::<Vec<_>>(),
+                context()
+            )
+        })
+    }
+}
+
+/// Debian's `prometheus-alertmanager` on a free port, with gossip off and
+/// its own storage; killed when dropped.
+pub struct Alertmanager {
+    pub addr: SocketAddr,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    pub const PROGRAM: &str = "prometheus-alertmanager";
+
+    /// Starts Alertmanager with `config_yaml`, or returns `None` (after
+    /// [`require`]) when it is not installed.
+    pub fn start(config_yaml: &str) -> Option<Alertmanager> {
+        if !require(
+            "prometheus-alertmanager (Debian package prometheus-alertmanager)",
+            have_program(Self::PROGRAM),
+        ) {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(&config, config_yaml).expect("config");
+        let log = std::fs::File::create(dir.path().join("alertmanager.log")).expect("log");
+        let child = Command::new(Self::PROGRAM)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus-alertmanager");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let am = Alertmanager { addr, child, dir };
+        if wait_for(Duration::from_secs(30), || {
+            http_get(am.addr, "/-/ready", &[])
+                .ok()
+                .filter(|r| r.status == 200)
+        })
+        .is_none()
+        {
+            panic!("alertmanager did not become ready; its log:\n{}", am.log());
+        }
+        Some(am)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("alertmanager.log")).unwrap_or_default()
+    }
+
+    /// `GET /api/v2/alerts`: the alerts Alertmanager holds that have not
+    /// resolved.
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        let r = http_get(self.addr, "/api/v2/alerts", &[])
+            .unwrap_or_else(|e| panic!("GET alertmanager /api/v2/alerts: {e}"));
+        assert_eq!(r.status, 200, "alertmanager /api/v2/alerts: {}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("alertmanager json");
+        v.as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(super::rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            super::rfc3339_ms("2025-01-06T02:00:00.123Z"),
+            Some(1_736_128_800_123)
+        );
+        assert_eq!(
+            super::rfc3339_ms("2024-02-29T23:59:59.5Z"),
+            Some(1_709_251_199_500)
+        );
+        assert_eq!(super::rfc3339_ms("2025-01-06T10:00:00+08:00"), None);
     }
 }

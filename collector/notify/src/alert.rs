@@ -60,17 +60,28 @@ impl Alert {
     }
 }
 
-/// Hash of a label set: names and values separated by a byte that cannot
-/// occur in UTF-8, so `{a="bc"}` and `{ab="c"}` differ.
+/// Alertmanager's fingerprint of a label set (Prometheus's
+/// `model.LabelSet.Fingerprint`): 64-bit FNV-1a of the names and values in
+/// name order, each followed by a byte that cannot occur in UTF-8, so
+/// `{a="bc"}` and `{ab="c"}` differ. The same alert has the same
+/// fingerprint in Lookout's notifications as in Alertmanager's.
 pub fn fingerprint(labels: &LabelSet) -> u64 {
-    let mut buf = Vec::with_capacity(labels.len() * 24);
+    const OFFSET: u64 = 14_695_981_039_346_656_037;
+    const PRIME: u64 = 1_099_511_628_211;
+    let mut hash = OFFSET;
+    let mut add = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(PRIME);
+        }
+    };
     for (name, value) in labels {
-        buf.extend_from_slice(name.as_bytes());
-        buf.push(0xff);
-        buf.extend_from_slice(value.as_bytes());
-        buf.push(0xff);
+        add(name.as_bytes());
+        add(&[0xff]);
+        add(value.as_bytes());
+        add(&[0xff]);
     }
-    xxhash_rust::xxh64::xxh64(&buf, 0)
+    hash
 }
 
 /// One message for one receiver: the alerts of one group at one moment.
@@ -134,4 +145,28 @@ fn common<'a>(mut sets: impl Iterator<Item = &'a LabelSet>) -> LabelSet {
         out.retain(|k, v| set.get(k) == Some(v));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_alertmanagers() {
+        // As Alertmanager 0.25 reported this alert in its webhook.
+        let labels: LabelSet = [
+            ("alertname", "HighTemperature"),
+            ("instance", "n1"),
+            ("job", "sensors"),
+            ("severity", "warning"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(format!("{:016x}", fingerprint(&labels)), "972f8cc92f49ee23");
+        // Prometheus's empty label set: the FNV offset basis.
+        assert_eq!(fingerprint(&LabelSet::new()), 0xcbf2_9ce4_8422_2325);
+        let ab = |a: &str, b: &str| -> LabelSet { [(a.to_string(), b.to_string())].into() };
+        assert_ne!(fingerprint(&ab("a", "bc")), fingerprint(&ab("ab", "c")));
+    }
 }

@@ -30,7 +30,10 @@ fn time_or_null(ms: i64) -> Value {
     }
 }
 
-/// Go's `%e` of a float64, as Prometheus renders alert values.
+/// An alert's value as Prometheus renders it in `/api/v1/alerts` and
+/// `/api/v1/rules`: Go's `strconv.FormatFloat(v, 'e', -1, 64)`, the
+/// shortest exponent form that reads back exactly (`7e+01`, not `%e`'s
+/// `7.000000e+01`).
 fn value_e(v: f64) -> String {
     if v.is_nan() {
         return "NaN".into();
@@ -42,8 +45,9 @@ fn value_e(v: f64) -> String {
             "-Inf".into()
         };
     }
-    let s = format!("{v:.6e}");
-    // Rust writes `1.000000e0`; Go writes `1.000000e+00`.
+    // Rust's `{:e}` is also the shortest exact form, but writes `7e1`
+    // where Go writes `7e+01`.
+    let s = format!("{v:e}");
     match s.split_once('e') {
         Some((m, e)) => {
             let (sign, digits) = match e.strip_prefix('-') {
@@ -53,6 +57,26 @@ fn value_e(v: f64) -> String {
             format!("{m}e{sign}{digits:0>2}")
         }
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_read_as_prometheus_writes_them() {
+        // What Prometheus 2.42 answers for the same values.
+        for (v, want) in [
+            (70.0, "7e+01"),
+            (0.1234567891, "1.234567891e-01"),
+            (0.0, "0e+00"),
+            (-2.5, "-2.5e+00"),
+            (1e100, "1e+100"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ] {
+            assert_eq!(super::value_e(v), want, "{v}");
+        }
     }
 }
 
