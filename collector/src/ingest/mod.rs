@@ -50,20 +50,23 @@ impl IngestStats {
 /// happened since the last line.
 #[derive(Default)]
 pub struct Throttled {
-    last: Mutex<HashMap<&'static str, (Instant, u64)>>,
+    last: Mutex<HashMap<&'static str, (Option<Instant>, u64)>>,
 }
 
 impl Throttled {
     pub fn warn(&self, kind: &'static str, message: impl FnOnce() -> String) {
         let mut last = self.last.lock();
         let now = Instant::now();
-        let entry = last
-            .entry(kind)
-            .or_insert((now - Duration::from_secs(3600), 0));
+        // `None`: never logged, so the first occurrence is. (Subtracting an
+        // hour from `now` would panic on a machine up for less than that.)
+        let entry = last.entry(kind).or_insert((None, 0));
         entry.1 += 1;
-        if now.duration_since(entry.0) >= Duration::from_secs(60) {
+        if entry
+            .0
+            .is_none_or(|at: Instant| now.duration_since(at) >= Duration::from_secs(60))
+        {
             tracing::warn!(kind, occurrences = entry.1, "{}", message());
-            *entry = (now, 0);
+            *entry = (Some(now), 0);
         }
     }
 }

@@ -363,6 +363,11 @@ impl Wal {
             return Err(WalError::Failed(e.clone()));
         }
         let mut p = self.shared.pending.lock();
+        if encoded.is_empty() {
+            // Nothing to write: the syncer would never see it, and waiting
+            // for the last record submitted covers everything before it.
+            return Ok(p.seq);
+        }
         p.buf.extend_from_slice(encoded);
         p.seq += 1;
         let seq = p.seq;
@@ -572,6 +577,21 @@ mod tests {
                 FrameError::Truncated
             );
         }
+    }
+
+    #[test]
+    fn an_empty_submission_is_already_durable_once_what_came_before_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), 0, 1 << 20).unwrap();
+        let mut buf = Vec::new();
+        encode_samples(&mut buf, &[(1, 10, 2.0)]);
+        let first = wal.submit(&buf).unwrap();
+        wal.wait(first).unwrap();
+        // Before the fix this waited forever: an empty record bumped the
+        // sequence but gave the syncer nothing to write.
+        let empty = wal.submit(&[]).unwrap();
+        assert_eq!(empty, first);
+        wal.wait(empty).unwrap();
     }
 
     #[test]

@@ -80,6 +80,26 @@ fn samples_survive_a_restart_through_the_log() {
     assert_eq!((r.samples_appended, r.duplicates), (0, 2));
 }
 
+/// A push of new series whose samples are all too old creates the series
+/// and answers (it used to wait forever for a log write that never came).
+#[test]
+fn new_series_with_only_too_old_samples_answer_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = std::sync::Arc::new(Db::open(dir.path(), opts()).unwrap());
+    db.append(&mut [ts(&[("__name__", "now")], &[(10 * HOUR_MS, 1.0)])])
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let db2 = db.clone();
+    std::thread::spawn(move || {
+        let r = db2.append(&mut [ts(&[("__name__", "old"), ("k", "v")], &[(HOUR_MS, 1.0)])]);
+        let _ = tx.send(r.map(|r| (r.too_old, r.series_created)));
+    });
+    let answer = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the append answers");
+    assert_eq!(answer.unwrap(), (1, 1));
+}
+
 #[test]
 fn labels_are_normalized_and_bad_series_reported() {
     let dir = tempfile::tempdir().unwrap();
