@@ -29,6 +29,15 @@ pub struct Config {
     /// Routing, grouping, inhibition, silences and receivers, in
     /// Alertmanager's shape.
     pub notify: lookout_notify::NotifyConfig,
+    /// Following a Kubernetes cluster: its state as kube-state-metrics'
+    /// series, control-plane and node probes, the balancer incident.
+    pub kube: crate::kube::config::KubeConfig,
+    /// How often the collector writes its own series (job="lookout") into
+    /// its store, for the self-health rules; 0s: never (for a store that
+    /// only replays old data, which samples at the present would push out
+    /// of the out-of-order window).
+    #[serde(with = "humantime_serde")]
+    pub self_scrape_interval: Duration,
 }
 
 /// Rule files and how they are evaluated.
@@ -103,6 +112,8 @@ impl Default for Config {
             rules: RulesConfig::default(),
             alerting: AlertingConfig::default(),
             notify: lookout_notify::NotifyConfig::default(),
+            kube: crate::kube::config::KubeConfig::default(),
+            self_scrape_interval: Duration::from_secs(15),
         }
     }
 }
@@ -257,6 +268,21 @@ impl Config {
                 *f = base.join(f.as_str()).display().to_string();
             }
         }
+        for p in [&mut cfg.kube.kubeconfig, &mut cfg.kube.probes.ca_file]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        for r in &mut cfg.kube.probes.routers {
+            if let Some(p) = r.password_file.as_mut()
+                && p.is_relative()
+            {
+                *p = base.join(&*p);
+            }
+        }
         Ok(cfg)
     }
 
@@ -405,6 +431,15 @@ impl Config {
         if self.api.max_series == 0 {
             err("api.max_series", "must be above 0".into());
         }
+        if !self.self_scrape_interval.is_zero()
+            && self.self_scrape_interval < Duration::from_secs(1)
+        {
+            errors.push(FieldError {
+                field: "self_scrape_interval".into(),
+                message: "must be 0s (off) or at least 1s".into(),
+            });
+        }
+        self.kube.validate(&mut errors);
         errors
     }
 

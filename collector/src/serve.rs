@@ -236,6 +236,8 @@ impl Collector {
             app.rules.start(&app, out, &cancel);
         }
         tasks.spawn(liveness_loop(app.clone(), cancel.clone()));
+        tasks.spawn(self_loop(app.clone(), cancel.clone()));
+        crate::kube::start(&app, &cancel, &mut tasks).await?;
         Ok(Collector {
             addr,
             app,
@@ -446,6 +448,7 @@ pub fn self_families(app: &App) -> Vec<Family> {
         app.liveness.agent_count() as f64,
     ));
     out.extend(app.forward.families(app.now_ms()));
+    out.extend(alerting_families(app));
     let mut build = Family::gauge("lookout_build_info", "Lookout's version.");
     build.push(
         Labels::from_pairs([("version", env!("CARGO_PKG_VERSION"))]),
@@ -454,6 +457,109 @@ pub fn self_families(app: &App) -> Vec<Family> {
     out.push(build);
     out.extend(lookout_agent::registry::process_families(app.started_unix));
     out
+}
+
+/// Rule evaluation and notification counters, for the self-health rules
+/// (notifications failing, rules failing).
+fn alerting_families(app: &App) -> Vec<Family> {
+    let r = &app.rules.stats;
+    let n = &app.notify.stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut out = vec![
+        counter(
+            "lookout_rule_group_evaluations_total",
+            "Rule group evaluations.",
+            load(&r.evaluations),
+        ),
+        counter(
+            "lookout_rule_group_evaluation_failures_total",
+            "Rule group evaluations in which a rule failed.",
+            load(&r.evaluation_failures),
+        ),
+        counter(
+            "lookout_rule_reloads_failed_total",
+            "Rule reloads refused because a file was bad (the last good rules kept running).",
+            load(&r.reloads_failed),
+        ),
+        gauge(
+            "lookout_rule_last_reload_successful",
+            "Whether the last rule reload succeeded.",
+            if r.last_reload_ok.load(Ordering::Relaxed) {
+                1.0
+            } else {
+                0.0
+            },
+        ),
+        counter(
+            "lookout_notify_alerts_received_total",
+            "Alerts handed to the notification pipeline.",
+            load(&n.alerts_received),
+        ),
+        counter(
+            "lookout_alertmanager_alerts_sent_total",
+            "Alert batches Alertmanagers accepted.",
+            load(&n.alertmanager_sent),
+        ),
+        counter(
+            "lookout_alertmanager_alerts_failed_total",
+            "Alert batches that could not be sent to an Alertmanager.",
+            load(&n.alertmanager_failed),
+        ),
+    ];
+    let mut sent = Family::counter(
+        "lookout_notifications_total",
+        "Notifications delivered, by receiver and integration.",
+    );
+    let mut failed = Family::counter(
+        "lookout_notifications_failed_total",
+        "Notifications that failed for good after their retries, by receiver and integration.",
+    );
+    let mut retried = Family::counter(
+        "lookout_notification_retries_total",
+        "Delivery attempts that failed and were retried.",
+    );
+    for s in app.notify.build_ctx.stats().snapshot() {
+        let l = Labels::from_pairs([
+            ("receiver", s.receiver.as_str()),
+            ("integration", s.integration.as_str()),
+        ]);
+        sent.push(l.clone(), s.stats.sent as f64);
+        failed.push(l.clone(), s.stats.failed as f64);
+        retried.push(l, s.stats.retried as f64);
+    }
+    out.extend([sent, failed, retried]);
+    out
+}
+
+/// Writes the collector's own series (`job="lookout"`) into its store, so
+/// the self-health rules see them as they see an agent's.
+async fn self_loop(app: Arc<App>, cancel: CancellationToken) {
+    let every = app.cfg.self_scrape_interval;
+    if every.is_zero() {
+        return;
+    }
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let app2 = app.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let families = self_families(&app2);
+            let extra = Labels::from_pairs([
+                ("job", crate::kube::state::LOOKOUT_JOB),
+                ("instance", app2.cfg.listen.as_str()),
+            ]);
+            let req = remote_write::from_families(families.iter(), app2.now_ms(), &extra);
+            app2.append_local(req.timeseries)
+        })
+        .await;
+        if let Ok(Err(e)) = done {
+            tracing::error!("cannot store the collector's own series: {e}");
+        }
+    }
 }
 
 /// Runs until SIGTERM or SIGINT.

@@ -9,6 +9,10 @@ use std::time::Duration;
 use lookout_protocol::remote_write::{self, TimeSeries};
 use lookout_tests::{Collector, RW_HEADERS, http_post, rw_body, rw_series, url_encode, wait_for};
 
+/// These tests push data stamped in the past; the collector's own series,
+/// stamped now, would push it out of the out-of-order window.
+const HISTORY_ONLY: &str = "self_scrape_interval: 0s\n";
+
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
     rw_series(labels, samples)
 }
@@ -25,7 +29,7 @@ const NOW: i64 = 1_790_000_000_000;
 
 #[test]
 fn pushes_are_stored_and_read_back_through_the_api() {
-    let c = Collector::start("");
+    let c = Collector::start(HISTORY_ONLY);
     let (status, text) = push(
         &c,
         &[],
@@ -129,7 +133,7 @@ fn bad_pushes_get_clear_answers_and_store_nothing() {
     let token_path = dir.path().join("token");
     std::fs::write(&token_path, "0123456789abcdef0123\n").unwrap();
     let c = Collector::start(&format!(
-        "ingest:\n  max_body_mib: 1\n  max_decoded_mib: 2\n  tokens:\n    - name: shared\n      file: {}\n",
+        "{HISTORY_ONLY}ingest:\n  max_body_mib: 1\n  max_decoded_mib: 2\n  tokens:\n    - name: shared\n      file: {}\n",
         token_path.display()
     ));
     let good = body(vec![series(
@@ -210,7 +214,7 @@ fn bad_pushes_get_clear_answers_and_store_nothing() {
 
 #[test]
 fn nan_stale_markers_bad_labels_and_replays_are_handled_like_prometheus() {
-    let c = Collector::start("");
+    let c = Collector::start(HISTORY_ONLY);
     let stale = f64::from_bits(remote_write::STALE_NAN_BITS);
     let (status, text) = push(
         &c,
@@ -286,7 +290,7 @@ fn nan_stale_markers_bad_labels_and_replays_are_handled_like_prometheus() {
 /// every push that was answered 204 must be readable after a restart.
 #[test]
 fn every_acknowledged_sample_survives_kill_9() {
-    let mut c = Collector::start("");
+    let mut c = Collector::start(HISTORY_ONLY);
     let acked: Arc<Mutex<Vec<(u32, i64)>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let addr = c.addr;
@@ -368,7 +372,7 @@ fn ingested_samples_are_forwarded_through_an_outbox() {
     let onward = lookout_tests::CaptureServer::start();
     onward.set_status(503);
     let c = Collector::start(&format!(
-        "forward:\n  - name: onward\n    url: http://{}/api/v1/write\n",
+        "{HISTORY_ONLY}forward:\n  - name: onward\n    url: http://{}/api/v1/write\n",
         onward.addr
     ));
     let b = body(vec![series(

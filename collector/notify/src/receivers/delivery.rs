@@ -529,7 +529,7 @@ pub struct DeliveryStats {
 }
 
 /// One row of [`StatsRegistry::snapshot`], e.g. for
-/// `lookout_notifications_sent_total{receiver="ops",integration="dingtalk"}`.
+/// `lookout_notifications_total{receiver="ops",integration="dingtalk"}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IntegrationStats {
     pub receiver: String,
