@@ -1917,12 +1917,18 @@ fn rule_evaluation(
             let text = std::fs::read_to_string(&p)?;
             let same_interval: String = text
                 .lines()
-                .filter(|l| {
-                    !l.trim_start()
-                        .trim_start_matches("- ")
-                        .starts_with("interval:")
+                .map(|l| {
+                    let body = l.trim_start().trim_start_matches("- ");
+                    match body.strip_prefix("interval:") {
+                        // Keep the line (it may open a list item) and
+                        // replace only the value.
+                        Some(_) => {
+                            let keep = l.len() - body.len();
+                            format!("{}interval: {RULE_INTERVAL_S}s\n", &l[..keep])
+                        }
+                        None => format!("{l}\n"),
+                    }
                 })
-                .map(|l| format!("{l}\n"))
                 .collect();
             std::fs::write(into.join(e.file_name()), same_interval)?;
             files += 1;
