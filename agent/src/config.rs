@@ -164,6 +164,7 @@ pub struct Samplers {
     pub docker: DockerConfig,
     pub kubelet: KubeletConfig,
     pub kube_proxy: KubeProxyConfig,
+    pub kubelet_summary: KubeletSummaryConfig,
 }
 
 /// When and for how long a sampler runs.
@@ -331,6 +332,48 @@ health_probe_config!(
     "kube-proxy `/healthz` (port 10256)"
 );
 
+pub const DEFAULT_KUBELET_SUMMARY_URL: &str = "https://127.0.0.1:10250/stats/summary";
+
+/// Per-pod and per-container usage from the kubelet's `/stats/summary`, for
+/// nodes whose runtime is containerd or CRI-O: Docker does not see their
+/// pods, so the containers sampler cannot name them. Off by default: on
+/// Docker nodes the cgroup path already covers every container.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubeletSummaryConfig {
+    pub enabled: bool,
+    /// `https://` (the kubelet's authenticated port) or `http://`.
+    pub url: String,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// A file holding a token allowed `nodes/stats` (a service account's),
+    /// sent as `Authorization: Bearer`; re-read every run so that rotated
+    /// tokens are picked up.
+    pub bearer_token_file: Option<PathBuf>,
+    /// Accept any server certificate: kubelets serve a self-signed one
+    /// unless serving-certificate rotation is on.
+    pub insecure_skip_verify: bool,
+    /// CA bundle (PEM) to verify the kubelet with when
+    /// `insecure_skip_verify` is false; the web roots when empty.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for KubeletSummaryConfig {
+    fn default() -> Self {
+        KubeletSummaryConfig {
+            enabled: false,
+            url: DEFAULT_KUBELET_SUMMARY_URL.to_string(),
+            interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(5),
+            bearer_token_file: None,
+            insecure_skip_verify: true,
+            ca_file: None,
+        }
+    }
+}
+
 macro_rules! schedule_of {
     ($($t:ty),*) => {$(
         impl $t {
@@ -345,7 +388,8 @@ schedule_of!(
     ContainersConfig,
     DockerConfig,
     KubeletConfig,
-    KubeProxyConfig
+    KubeProxyConfig,
+    KubeletSummaryConfig
 );
 
 /// One problem in a config file.
@@ -498,6 +542,7 @@ impl Config {
             ("samplers.docker", s.docker.schedule()),
             ("samplers.kubelet", s.kubelet.schedule()),
             ("samplers.kube_proxy", s.kube_proxy.schedule()),
+            ("samplers.kubelet_summary", s.kubelet_summary.schedule()),
         ];
         for (name, sched) in schedules {
             if sched.interval < Duration::from_millis(100) {
@@ -588,6 +633,38 @@ impl Config {
                     ),
                 ),
             }
+        }
+        let ks = &s.kubelet_summary;
+        match ks.url.parse::<hyper::Uri>() {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {}
+            _ => err(
+                "samplers.kubelet_summary.url",
+                format!(
+                    "{:?} is not an http:// or https:// URL (for example {DEFAULT_KUBELET_SUMMARY_URL})",
+                    ks.url
+                ),
+            ),
+        }
+        for (field, path) in [
+            (
+                "samplers.kubelet_summary.bearer_token_file",
+                &ks.bearer_token_file,
+            ),
+            ("samplers.kubelet_summary.ca_file", &ks.ca_file),
+        ] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                err(
+                    field,
+                    "must not be empty (leave the field out instead)".to_string(),
+                );
+            }
+        }
+        if ks.ca_file.is_some() && ks.insecure_skip_verify {
+            err(
+                "samplers.kubelet_summary.ca_file",
+                "is not used while insecure_skip_verify is true; set insecure_skip_verify: false to verify with it".to_string(),
+            );
         }
         let p = &self.push;
         if p.interval < Duration::from_secs(1) {
@@ -755,6 +832,37 @@ mod tests {
         fn yaml_shaped_input_never_panics(input in "(samplers:\n  (host|docker|kubelet):\n    (interval|timeout|url|enabled): [a-z0-9:/.]{0,12}\n){0,4}") {
             let _ = Config::parse(&input, "fuzz");
         }
+    }
+
+    #[test]
+    fn kubelet_summary_section() {
+        let c = Config::parse("", "x").unwrap();
+        assert!(!c.samplers.kubelet_summary.enabled);
+        assert_eq!(c.samplers.kubelet_summary.url, DEFAULT_KUBELET_SUMMARY_URL);
+        assert!(c.samplers.kubelet_summary.insecure_skip_verify);
+        let c = Config::parse(
+            "samplers:\n  kubelet_summary:\n    enabled: true\n    url: http://10.0.0.5:10255/stats/summary\n    bearer_token_file: /var/run/token\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            c.samplers.kubelet_summary.bearer_token_file.as_deref(),
+            Some(Path::new("/var/run/token"))
+        );
+        let errs = errors_of(
+            "samplers:\n  kubelet_summary:\n    url: ftp://x/stats\n    interval: 10s\n    timeout: 20s\n    ca_file: /etc/ca.pem\n",
+        );
+        let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "samplers.kubelet_summary.timeout",
+                "samplers.kubelet_summary.url",
+                "samplers.kubelet_summary.ca_file"
+            ]
+        );
+        let errs = errors_of("samplers:\n  kubelet_summary:\n    insecure: true\n");
+        assert_eq!(errs[0].field, "samplers.kubelet_summary.insecure");
     }
 
     #[test]

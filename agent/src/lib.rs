@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod expose;
+pub mod https;
 pub mod outbox;
 pub mod procfs;
 pub mod registry;

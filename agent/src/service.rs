@@ -19,6 +19,7 @@ use crate::samplers::docker::data_usage::{self, DataUsageSampler};
 use crate::samplers::docker::{self, Dirty, DockerSampler, events};
 use crate::samplers::host::{self, HostSampler};
 use crate::samplers::inventory::Inventory;
+use crate::samplers::kubelet_summary::SummarySampler;
 use crate::samplers::node_health::{Component, HealthProbe};
 use crate::schedule::{Async, Blocking, Driven, run_forever, run_turn};
 
@@ -108,6 +109,12 @@ impl Agent {
                     s.kube_proxy.timeout,
                 )?)),
                 s.kube_proxy.schedule(),
+            ));
+        }
+        if s.kubelet_summary.enabled {
+            out.push((
+                Box::new(Async::new(SummarySampler::new(&s.kubelet_summary)?)),
+                s.kubelet_summary.schedule(),
             ));
         }
         Ok(out)
@@ -252,6 +259,13 @@ pub fn describe(cfg: &Config) -> String {
     }
     if s.kube_proxy.enabled {
         parts.push(format!("kube-proxy {}", s.kube_proxy.url));
+    }
+    if s.kubelet_summary.enabled {
+        parts.push(format!(
+            "kubelet summary {} every {}",
+            s.kubelet_summary.url,
+            every(s.kubelet_summary.interval)
+        ));
     }
     let mut text = if parts.is_empty() {
         "nothing (every sampler is disabled)".to_string()

@@ -195,7 +195,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn job_for<'a>(cfg: &'a PushConfig, sampler: &str) -> &'a str {
     match sampler {
         crate::samplers::host::NAME => &cfg.jobs.host,
-        crate::samplers::containers::NAME => &cfg.jobs.containers,
+        // Both carry cAdvisor's names: one job, so rules select either.
+        crate::samplers::containers::NAME | crate::samplers::kubelet_summary::NAME => {
+            &cfg.jobs.containers
+        }
         _ => &cfg.jobs.agent,
     }
 }

@@ -4,4 +4,5 @@ pub mod containers;
 pub mod docker;
 pub mod host;
 pub mod inventory;
+pub mod kubelet_summary;
 pub mod node_health;
