@@ -225,6 +225,14 @@ fn read_state(path: &Path) -> StateFile {
     }
 }
 
+/// A group's start offset within its interval: a hash of its key (the
+/// fingerprint alerts use), so the same group keeps its place across
+/// restarts and reloads.
+fn stagger_ms(key: &str, interval_ms: u64) -> u64 {
+    let labels = lookout_notify::LabelSet::from([("group".to_string(), key.to_string())]);
+    lookout_notify::alert::fingerprint(&labels) % interval_ms
+}
+
 async fn group_loop(
     manager: Arc<RuleManager>,
     app: Arc<App>,
@@ -240,7 +248,11 @@ async fn group_loop(
         )
     };
     let interval = Duration::from_millis(interval_ms.max(1) as u64);
-    let mut tick = tokio::time::interval(interval);
+    // Each group starts at its own offset within the interval (fixed by its
+    // name, as Prometheus does), so groups do not all evaluate on the same
+    // tick and compete for the cores; each still runs once an interval.
+    let offset = Duration::from_millis(stagger_ms(&key, interval_ms.max(1) as u64));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
@@ -292,5 +304,22 @@ async fn group_loop(
             Ok(_) => {}
             Err(e) => tracing::error!("rule evaluation task failed: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn groups_are_spread_over_their_interval() {
+        let offsets: Vec<u64> = (0..40)
+            .map(|i| super::stagger_ms(&format!("rules.yaml;group-{i}"), 15_000))
+            .collect();
+        assert!(offsets.iter().all(|&o| o < 15_000));
+        assert_eq!(
+            super::stagger_ms("a;b", 15_000),
+            super::stagger_ms("a;b", 15_000)
+        );
+        let distinct: std::collections::HashSet<u64> = offsets.iter().map(|o| o / 1000).collect();
+        assert!(distinct.len() >= 8, "offsets spread: {offsets:?}");
     }
 }

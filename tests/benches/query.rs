@@ -1968,6 +1968,7 @@ fn rule_evaluation(
         Ok((out, rules))
     };
     let mut per_server = Vec::new();
+    let mut per_group: Vec<BTreeMap<String, f64>> = Vec::new();
     for server in [lookout, prometheus] {
         // Group -> (last evaluation seen, durations after the first).
         let mut seen: BTreeMap<String, (String, Vec<f64>)> = BTreeMap::new();
@@ -2015,6 +2016,24 @@ fn rule_evaluation(
             seen.len(),
         );
         per_server.push(total);
+        // Mean per group, keyed by the group's name (the file path differs
+        // between servers only in form).
+        per_group.push(
+            seen.iter()
+                .filter(|(_, (_, d))| !d.is_empty())
+                .map(|(k, (_, d))| {
+                    let name = k.rsplit('/').next().unwrap_or(k).to_string();
+                    (name, d.iter().sum::<f64>() / d.len() as f64)
+                })
+                .collect::<BTreeMap<String, f64>>(),
+        );
+    }
+    let mut slowest: Vec<(&String, f64)> = per_group[0].iter().map(|(k, v)| (k, *v)).collect();
+    slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("  slowest groups in lookout (lookout s, prometheus s, ratio):");
+    for (name, t) in slowest.iter().take(8) {
+        let p = per_group[1].get(*name).copied().unwrap_or(f64::NAN);
+        println!("    {t:8.3} {p:8.3} {:6.2}x  {name}", t / p.max(1e-9));
     }
     Ok(format!(
         "rule bench: {files} rule files, whole rule set evaluated once: lookout {:.3} s, prometheus {:.3} s; lookout/prometheus {:.2}x",
