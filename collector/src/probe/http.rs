@@ -2,29 +2,21 @@
 //! limit, http or https (web roots, a given CA, or no verification for the
 //! self-signed certificates control-plane components serve by default).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::Request;
 use hyper::header::{AUTHORIZATION, HeaderValue};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use lookout_agent::https::{self, HttpsClient, Verify};
 
 /// Health answers are a few hundred bytes; `/metrics` of etcd a few
 /// hundred kilobytes.
 const MAX_BODY: usize = 4 << 20;
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
-
 #[derive(Clone)]
 pub struct ProbeClient {
-    client: Client<Connector, Empty<Bytes>>,
+    client: HttpsClient,
     timeout: Duration,
 }
 
@@ -41,44 +33,15 @@ impl ProbeClient {
         ca_file: Option<&std::path::Path>,
         insecure: bool,
     ) -> anyhow::Result<ProbeClient> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?;
-        let tls = if insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
-                .with_no_client_auth()
+        // The agent's client: the same TLS set-up (ring, a CA file or the
+        // web roots, or any certificate) serves both.
+        let verify = if insecure {
+            Verify::Nothing
         } else {
-            let mut roots = rustls::RootCertStore::empty();
-            match ca_file {
-                Some(path) => {
-                    let pem = std::fs::read(path).map_err(|e| {
-                        anyhow::anyhow!("kube.probes.ca_file {}: {e}", path.display())
-                    })?;
-                    for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem) {
-                        let cert: CertificateDer<'static> = cert.map_err(|e| {
-                            anyhow::anyhow!("kube.probes.ca_file {}: {e}", path.display())
-                        })?;
-                        roots.add(cert)?;
-                    }
-                }
-                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            Verify::Roots(ca_file)
         };
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        http.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https);
+        let client =
+            https::client(timeout, verify).map_err(|e| anyhow::anyhow!("kube.probes: {e:#}"))?;
         Ok(ProbeClient { client, timeout })
     }
 
@@ -143,53 +106,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = inner.source();
     }
     s
-}
-
-/// Accepts any server certificate, still checking handshake signatures.
-#[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
