@@ -29,46 +29,47 @@ pub enum ChunkError {
     BadHeader(u16),
 }
 
-/// Appends bits most-significant first.
-#[derive(Clone, Default)]
-struct BitWriter {
-    bytes: Vec<u8>,
+/// Appends bits most-significant first, into bytes and a free-bit count that
+/// the caller owns: an appender keeps them among its other small fields, so
+/// a head of many series does not pay a padded struct for them.
+struct BitWriter<'a> {
+    bytes: &'a mut Vec<u8>,
     /// Free bits in the last byte (0 when the last byte is full or absent).
-    free: u8,
+    free: &'a mut u8,
 }
 
-impl BitWriter {
+impl BitWriter<'_> {
     fn write_bit(&mut self, bit: bool) {
-        if self.free == 0 {
+        if *self.free == 0 {
             self.bytes.push(0);
-            self.free = 8;
+            *self.free = 8;
         }
-        self.free -= 1;
+        *self.free -= 1;
         if bit {
             let last = self.bytes.len() - 1;
-            self.bytes[last] |= 1 << self.free;
+            self.bytes[last] |= 1 << *self.free;
         }
     }
 
     /// Writes the low `n` bits of `v` (n ≤ 64).
     fn write_bits(&mut self, v: u64, mut n: u8) {
         while n > 0 {
-            if self.free == 0 {
+            if *self.free == 0 {
                 self.bytes.push(0);
-                self.free = 8;
+                *self.free = 8;
             }
-            let take = n.min(self.free);
+            let take = n.min(*self.free);
             let shift = n - take;
             let chunk = ((v >> shift) & ((1u64 << take) - 1)) as u8;
             let last = self.bytes.len() - 1;
-            self.bytes[last] |= chunk << (self.free - take);
-            self.free -= take;
+            self.bytes[last] |= chunk << (*self.free - take);
+            *self.free -= take;
             n -= take;
         }
     }
 
     fn write_byte_aligned(&mut self, data: &[u8]) {
-        debug_assert_eq!(self.free, 0);
+        debug_assert_eq!(*self.free, 0);
         self.bytes.extend_from_slice(data);
     }
 }
@@ -146,7 +147,9 @@ pub(crate) fn unzigzag(v: u64) -> i64 {
 /// anything else elsewhere before it gets here.
 #[derive(Clone)]
 pub struct XorAppender {
-    bits: BitWriter,
+    bytes: Vec<u8>,
+    /// Free bits in the last byte of `bytes`.
+    free: u8,
     count: u16,
     min_t: i64,
     last_t: i64,
@@ -168,17 +171,16 @@ impl fmt::Debug for XorAppender {
             .field("count", &self.count)
             .field("min_t", &self.min_t)
             .field("last_t", &self.last_t)
-            .field("bytes", &self.bits.bytes.len())
+            .field("bytes", &self.bytes.len())
             .finish()
     }
 }
 
 impl XorAppender {
     pub fn new() -> Self {
-        let mut bits = BitWriter::default();
-        bits.write_byte_aligned(&[0, 0]);
         XorAppender {
-            bits,
+            bytes: vec![0; HEADER_BYTES],
+            free: 0,
             count: 0,
             min_t: 0,
             last_t: 0,
@@ -186,6 +188,13 @@ impl XorAppender {
             last_v: 0,
             leading: u8::MAX,
             trailing: 0,
+        }
+    }
+
+    fn bits(&mut self) -> BitWriter<'_> {
+        BitWriter {
+            bytes: &mut self.bytes,
+            free: &mut self.free,
         }
     }
 
@@ -219,8 +228,8 @@ impl XorAppender {
             0 => {
                 let mut tmp = Vec::with_capacity(10);
                 write_uvarint(&mut tmp, zigzag(t));
-                self.bits.write_byte_aligned(&tmp);
-                self.bits.write_bits(v, 64);
+                self.bits().write_byte_aligned(&tmp);
+                self.bits().write_bits(v, 64);
                 self.min_t = t;
             }
             1 => {
@@ -229,7 +238,7 @@ impl XorAppender {
                 let mut tmp = Vec::with_capacity(10);
                 write_uvarint(&mut tmp, zigzag(delta));
                 for b in tmp {
-                    self.bits.write_bits(b as u64, 8);
+                    self.bits().write_bits(b as u64, 8);
                 }
                 self.last_delta = delta;
                 self.write_value(v);
@@ -238,22 +247,22 @@ impl XorAppender {
                 let delta = t.wrapping_sub(self.last_t);
                 let dod = delta.wrapping_sub(self.last_delta);
                 match dod {
-                    0 => self.bits.write_bit(false),
+                    0 => self.bits().write_bit(false),
                     -8192..=8191 => {
-                        self.bits.write_bits(0b10, 2);
-                        self.bits.write_bits(dod as u64, 14);
+                        self.bits().write_bits(0b10, 2);
+                        self.bits().write_bits(dod as u64, 14);
                     }
                     -65536..=65535 => {
-                        self.bits.write_bits(0b110, 3);
-                        self.bits.write_bits(dod as u64, 17);
+                        self.bits().write_bits(0b110, 3);
+                        self.bits().write_bits(dod as u64, 17);
                     }
                     -524288..=524287 => {
-                        self.bits.write_bits(0b1110, 4);
-                        self.bits.write_bits(dod as u64, 20);
+                        self.bits().write_bits(0b1110, 4);
+                        self.bits().write_bits(dod as u64, 20);
                     }
                     _ => {
-                        self.bits.write_bits(0b1111, 4);
-                        self.bits.write_bits(dod as u64, 64);
+                        self.bits().write_bits(0b1111, 4);
+                        self.bits().write_bits(dod as u64, 64);
                     }
                 }
                 self.last_delta = delta;
@@ -264,49 +273,50 @@ impl XorAppender {
         self.last_v = v;
         self.count += 1;
         let [hi, lo] = self.count.to_be_bytes();
-        self.bits.bytes[0] = hi;
-        self.bits.bytes[1] = lo;
+        self.bytes[0] = hi;
+        self.bytes[1] = lo;
     }
 
     fn write_value(&mut self, v: u64) {
         let xor = v ^ self.last_v;
         if xor == 0 {
-            self.bits.write_bit(false);
+            self.bits().write_bit(false);
             return;
         }
-        self.bits.write_bit(true);
+        self.bits().write_bit(true);
         // Five bits hold at most 31 leading zeros.
         let leading = (xor.leading_zeros() as u8).min(31);
         let trailing = xor.trailing_zeros() as u8;
         if self.leading != u8::MAX && leading >= self.leading && trailing >= self.trailing {
-            self.bits.write_bit(false);
+            self.bits().write_bit(false);
             let width = 64 - self.leading - self.trailing;
-            self.bits.write_bits(xor >> self.trailing, width);
+            let meaningful = xor >> self.trailing;
+            self.bits().write_bits(meaningful, width);
         } else {
             self.leading = leading;
             self.trailing = trailing;
             let width = 64 - leading - trailing;
-            self.bits.write_bit(true);
-            self.bits.write_bits(leading as u64, 5);
+            self.bits().write_bit(true);
+            self.bits().write_bits(leading as u64, 5);
             // A width of 64 does not fit six bits; 0 stands for it.
-            self.bits.write_bits((width % 64) as u64, 6);
-            self.bits.write_bits(xor >> trailing, width);
+            self.bits().write_bits((width % 64) as u64, 6);
+            self.bits().write_bits(xor >> trailing, width);
         }
     }
 
     /// The encoded chunk so far (valid to decode at any time).
     pub fn bytes(&self) -> &[u8] {
-        &self.bits.bytes
+        &self.bytes
     }
 
     /// Closes the chunk, giving up spare capacity.
     pub fn finish(self) -> Box<[u8]> {
-        self.bits.bytes.into_boxed_slice()
+        self.bytes.into_boxed_slice()
     }
 
     /// Bytes held, including spare capacity.
     pub fn allocated(&self) -> usize {
-        self.bits.bytes.capacity()
+        self.bytes.capacity()
     }
 }
 

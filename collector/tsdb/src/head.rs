@@ -68,12 +68,61 @@ pub enum AppendResult {
 
 pub use crate::chunk::ClosedChunk;
 
+/// One series' samples. A head holds hundreds of thousands of these, most
+/// with nothing but an open chunk, so the rest sits behind one pointer: with
+/// it `MemSeries` and its reference counts fit a 128-byte allocation.
 #[derive(Default)]
 pub struct SeriesData {
-    closed: Vec<ClosedChunk>,
     open: XorAppender,
-    ooo: Vec<(i64, f64)>,
     max_t: Option<i64>,
+    older: Option<Box<Older>>,
+}
+
+#[derive(Default)]
+struct Older {
+    /// Chunks no longer appended to, oldest first. A boxed slice, not a
+    /// `Vec`: one closes every 120 samples, and a `Vec`'s spare capacity
+    /// would cost more than growing by one each time.
+    closed: Box<[ClosedChunk]>,
+    /// Samples older than the newest, inside the out-of-order window, sorted.
+    ooo: Vec<(i64, f64)>,
+}
+
+impl SeriesData {
+    fn closed(&self) -> &[ClosedChunk] {
+        self.older.as_deref().map_or(&[], |o| &o.closed)
+    }
+
+    fn ooo(&self) -> &[(i64, f64)] {
+        self.older.as_deref().map_or(&[], |o| &o.ooo)
+    }
+
+    fn older_mut(&mut self) -> &mut Older {
+        self.older.get_or_insert_with(Box::default)
+    }
+
+    fn push_closed(&mut self, chunk: ClosedChunk) {
+        let older = self.older_mut();
+        let mut closed = std::mem::take(&mut older.closed).into_vec();
+        closed.reserve_exact(1);
+        closed.push(chunk);
+        older.closed = closed.into_boxed_slice();
+    }
+
+    /// Gives the box back once it holds nothing.
+    fn tidy(&mut self) {
+        if self
+            .older
+            .as_deref()
+            .is_some_and(|o| o.closed.is_empty() && o.ooo.is_empty())
+        {
+            self.older = None;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.open.is_empty() && self.closed().is_empty() && self.ooo().is_empty()
+    }
 }
 
 pub struct MemSeries {
@@ -307,7 +356,7 @@ impl Head {
     pub fn samples(&self, series: &MemSeries, mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) {
         let d = series.data.lock();
         let start = out.len();
-        for c in &d.closed {
+        for c in d.closed() {
             if c.max_t >= mint && c.min_t <= maxt {
                 // Chunks the head wrote itself; damage here is a bug, not input.
                 let _ = chunk::decode_into(&c.bytes, mint, maxt, out);
@@ -317,7 +366,7 @@ impl Head {
             let _ = chunk::decode_into(d.open.bytes(), mint, maxt, out);
         }
         let ooo: Vec<(i64, f64)> = d
-            .ooo
+            .ooo()
             .iter()
             .copied()
             .filter(|&(t, _)| t >= mint && t <= maxt)
@@ -362,7 +411,7 @@ impl Head {
         for (id, s) in &handles {
             let mut d = s.data.lock();
             let chunks = drain_series(&mut d, boundary);
-            let empty = d.closed.is_empty() && d.open.is_empty() && d.ooo.is_empty();
+            let empty = d.is_empty();
             if let Some(t) = series_min_time(&d) {
                 new_min = new_min.min(t);
             }
@@ -403,8 +452,7 @@ impl Head {
                 continue;
             };
             let d = s.data.lock();
-            if d.max_t.is_some() && !(d.closed.is_empty() && d.open.is_empty() && d.ooo.is_empty())
-            {
+            if d.max_t.is_some() && !d.is_empty() {
                 continue;
             }
             drop(d);
@@ -441,11 +489,11 @@ pub fn cmp_labels(a: &Labels, b: &Labels) -> std::cmp::Ordering {
 }
 
 fn series_min_time(d: &SeriesData) -> Option<i64> {
-    let mut m = d.closed.first().map(|c| c.min_t);
+    let mut m = d.closed().first().map(|c| c.min_t);
     if !d.open.is_empty() {
         m = Some(m.map_or(d.open.min_time(), |x| x.min(d.open.min_time())));
     }
-    if let Some(&(t, _)) = d.ooo.first() {
+    if let Some(&(t, _)) = d.ooo().first() {
         m = Some(m.map_or(t, |x| x.min(t)));
     }
     m
@@ -474,7 +522,7 @@ fn append_locked(d: &mut SeriesData, t: i64, v: f64, min_valid: i64, range: i64)
                 && (d.open.is_full() || t >= boundary_after(d.open.min_time(), range))
             {
                 let full = std::mem::take(&mut d.open);
-                d.closed.push(ClosedChunk::from_appender(full));
+                d.push_closed(ClosedChunk::from_appender(full));
             }
             if d.open.is_empty() && d.max_t.is_none() && t < min_valid {
                 return AppendResult::TooOld;
@@ -495,10 +543,10 @@ fn same_value(existing: f64, v: f64) -> AppendResult {
 }
 
 fn ooo_insert(d: &mut SeriesData, t: i64, v: f64) -> AppendResult {
-    match d.ooo.binary_search_by_key(&t, |s| s.0) {
-        Ok(i) => same_value(d.ooo[i].1, v),
+    match d.ooo().binary_search_by_key(&t, |s| s.0) {
+        Ok(i) => same_value(d.ooo()[i].1, v),
         Err(i) => {
-            d.ooo.insert(i, (t, v));
+            d.older_mut().ooo.insert(i, (t, v));
             AppendResult::Appended
         }
     }
@@ -506,7 +554,7 @@ fn ooo_insert(d: &mut SeriesData, t: i64, v: f64) -> AppendResult {
 
 fn find_in_chunks(d: &SeriesData, t: i64) -> Option<f64> {
     let mut buf = Vec::new();
-    for c in &d.closed {
+    for c in d.closed() {
         if c.min_t <= t && t <= c.max_t {
             let _ = chunk::decode_into(&c.bytes, t, t, &mut buf);
         }
@@ -518,21 +566,28 @@ fn find_in_chunks(d: &SeriesData, t: i64) -> Option<f64> {
 }
 
 fn drain_series(d: &mut SeriesData, boundary: i64) -> Vec<ClosedChunk> {
+    let (mut closed, mut ooo) = match d.older.take() {
+        Some(o) => {
+            let Older { closed, ooo } = *o;
+            (closed.into_vec(), ooo)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
     let mut out: Vec<ClosedChunk> = Vec::new();
-    let keep_from = d.closed.partition_point(|c| c.max_t < boundary);
-    out.extend(d.closed.drain(..keep_from));
+    let keep_from = closed.partition_point(|c| c.max_t < boundary);
+    out.extend(closed.drain(..keep_from));
     // A chunk straddles the boundary only when the boundary is not aligned
     // to the block range (an explicit cut); split it.
     let mut early: Vec<(i64, f64)> = Vec::new();
-    if d.closed.first().is_some_and(|c| c.min_t < boundary) {
-        let c = d.closed.remove(0);
+    if closed.first().is_some_and(|c| c.min_t < boundary) {
+        let c = closed.remove(0);
         let mut all = Vec::new();
         let _ = chunk::decode_into(&c.bytes, i64::MIN, i64::MAX, &mut all);
         let split = all.partition_point(|s| s.0 < boundary);
         early.extend_from_slice(&all[..split]);
         let rest = &all[split..];
         if !rest.is_empty() {
-            d.closed.insert(0, chunk::encode(rest));
+            closed.insert(0, chunk::encode(rest));
         }
     }
     if !d.open.is_empty() && d.open.min_time() < boundary {
@@ -549,9 +604,9 @@ fn drain_series(d: &mut SeriesData, boundary: i64) -> Vec<ClosedChunk> {
             }
         }
     }
-    let split = d.ooo.partition_point(|s| s.0 < boundary);
+    let split = ooo.partition_point(|s| s.0 < boundary);
     if split > 0 || !early.is_empty() {
-        let mut extra: Vec<(i64, f64)> = d.ooo.drain(..split).collect();
+        let mut extra: Vec<(i64, f64)> = ooo.drain(..split).collect();
         if !early.is_empty() {
             let prev = std::mem::take(&mut extra);
             merge_sorted(&early, &prev, &mut extra);
@@ -564,6 +619,12 @@ fn drain_series(d: &mut SeriesData, boundary: i64) -> Vec<ClosedChunk> {
         merge_sorted(&in_order, &extra, &mut merged);
         out = chunk::encode_all(&merged);
     }
+    ooo.shrink_to_fit();
+    d.older = Some(Box::new(Older {
+        closed: closed.into_boxed_slice(),
+        ooo,
+    }));
+    d.tidy();
     out
 }
 
@@ -608,6 +669,17 @@ mod tests {
         let mut out = Vec::new();
         head.samples(s, i64::MIN, i64::MAX, &mut out);
         out
+    }
+
+    #[test]
+    fn a_series_fits_a_128_byte_allocation() {
+        // The Arc's two counts plus the series: the size class most of a
+        // head's memory goes to. Growing past it costs 64 bytes a series.
+        assert!(
+            2 * std::mem::size_of::<usize>() + std::mem::size_of::<MemSeries>() <= 128,
+            "MemSeries is {} bytes",
+            std::mem::size_of::<MemSeries>()
+        );
     }
 
     #[test]
