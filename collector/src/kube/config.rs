@@ -102,6 +102,10 @@ pub struct RouterConfig {
     /// environment variable: never inline in the config.
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
+    /// The cluster's networks (CIDRs: pod and node ranges). When set, a
+    /// route endpoint outside them belongs to a backend the cluster does
+    /// not run and is not judged stale. Empty: every endpoint is judged.
+    pub cluster_networks: Vec<String>,
 }
 
 impl Default for RouterConfig {
@@ -114,6 +118,7 @@ impl Default for RouterConfig {
             username: None,
             password_file: None,
             password_env: None,
+            cluster_networks: Vec::new(),
         }
     }
 }
@@ -281,6 +286,11 @@ fn validate_routers(routers: &[RouterConfig], err: &mut impl FnMut(&str, String)
             ),
             _ => {}
         }
+        for (i, n) in r.cluster_networks.iter().enumerate() {
+            if let Err(e) = n.parse::<crate::probe::routers::IpNetwork>() {
+                err(&field(&format!("cluster_networks[{i}]")), e);
+            }
+        }
         if r.password_env.as_deref() == Some("") {
             err(&field("password_env"), "must name a variable".into());
         }
@@ -335,6 +345,7 @@ mod tests {
             },
             RouterConfig {
                 password_file: Some("/etc/pw".into()),
+                cluster_networks: vec!["10.244.0.0/16".into(), "10.96.0.0".into()],
                 ..router("", "http://x")
             },
         ];
@@ -346,10 +357,11 @@ mod tests {
             "kube.probes.routers[1].username: needs exactly one of password_file or password_env",
             "kube.probes.routers[2].name: is required",
             "kube.probes.routers[2].username: is required with password_file or password_env",
+            "kube.probes.routers[2].cluster_networks[1]: \"10.96.0.0\" is not a network: expected address/prefix",
         ] {
             assert!(e.iter().any(|x| x == want), "{want} in {e:#?}");
         }
-        assert_eq!(e.len(), 6, "{e:#?}");
+        assert_eq!(e.len(), 7, "{e:#?}");
     }
 
     #[test]

@@ -11,9 +11,12 @@
 //! tags when they carry both, else by its host when that reads
 //! `<service>.<namespace>.<domain>` and the service exists. Routes of no
 //! known service are checked all the same: a stale endpoint is stale
-//! whoever owns it.
+//! whoever owns it. A router shared with backends outside the cluster is
+//! given the cluster's networks, and endpoints outside them are not judged.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::Context;
@@ -88,6 +91,47 @@ pub fn split_address(address: &str) -> (&str, Option<i32>) {
             Err(_) => (a, None),
         },
         None => (a, None),
+    }
+}
+
+/// An IP network in CIDR notation: `10.244.0.0/16`, `fd00::/8`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct IpNetwork {
+    base: IpAddr,
+    prefix: u8,
+}
+
+impl FromStr for IpNetwork {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a network: expected address/prefix"))?;
+        let base: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?}: {addr:?} is not an IP address"))?;
+        let max = if base.is_ipv4() { 32 } else { 128 };
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|&p| p <= max)
+            .ok_or_else(|| format!("{s:?}: the prefix length must be 0 to {max}"))?;
+        Ok(IpNetwork { base, prefix })
+    }
+}
+
+impl IpNetwork {
+    /// Whether `ip` lies in the network; an IPv4 address is never in an
+    /// IPv6 network or the other way round.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let (base, ip, width) = match (self.base, ip) {
+            (IpAddr::V4(b), IpAddr::V4(i)) => (u32::from(b) as u128, u32::from(i) as u128, 32),
+            (IpAddr::V6(b), IpAddr::V6(i)) => (u128::from(b), u128::from(i), 128),
+            _ => return false,
+        };
+        let host_bits = width - u32::from(self.prefix);
+        host_bits >= 128 || (base >> host_bits) == (ip >> host_bits)
     }
 }
 
@@ -228,24 +272,48 @@ impl ClusterView {
     }
 }
 
+/// Whether an endpoint is the cluster's to judge: always when no networks
+/// are configured, else when its IP lies in one of them. An address that is
+/// not an IP cannot be placed outside and is judged.
+fn in_cluster(address: &str, networks: &[IpNetwork]) -> bool {
+    if networks.is_empty() {
+        return true;
+    }
+    match split_address(address).0.parse::<IpAddr>() {
+        Ok(ip) => networks.iter().any(|n| n.contains(ip)),
+        Err(_) => true,
+    }
+}
+
 /// One route as compared: endpoints, stale ones, and its service.
 #[derive(Debug, PartialEq)]
 pub struct RouteCheck<'a> {
     pub route: &'a str,
     pub endpoints: usize,
     pub stale: usize,
+    /// Endpoints outside the cluster's networks, not judged.
+    pub outside: usize,
     /// (namespace, service), when known.
     pub service: Option<(String, String)>,
 }
 
-pub fn check_routes<'a>(table: &'a RouteTable, view: &ClusterView) -> Vec<RouteCheck<'a>> {
+pub fn check_routes<'a>(
+    table: &'a RouteTable,
+    view: &ClusterView,
+    networks: &[IpNetwork],
+) -> Vec<RouteCheck<'a>> {
     table
         .iter()
-        .map(|(route, eps)| RouteCheck {
-            route,
-            endpoints: eps.len(),
-            stale: eps.iter().filter(|e| view.is_stale(&e.address)).count(),
-            service: route_service(route, eps, &view.services),
+        .map(|(route, eps)| {
+            let (judged, outside): (Vec<&RouteEndpoint>, Vec<&RouteEndpoint>) =
+                eps.iter().partition(|e| in_cluster(&e.address, networks));
+            RouteCheck {
+                route,
+                endpoints: eps.len(),
+                stale: judged.iter().filter(|e| view.is_stale(&e.address)).count(),
+                outside: outside.len(),
+                service: route_service(route, eps, &view.services),
+            }
         })
         .collect()
 }
@@ -300,6 +368,8 @@ pub struct RouterProbe {
     routes_url: String,
     /// `Basic …`, marked sensitive; never logged.
     authorization: Option<HeaderValue>,
+    /// The cluster's networks; empty: every endpoint is the cluster's.
+    networks: Vec<IpNetwork>,
     errors: [AtomicU64; 3],
     /// The table read is failing: logged when it starts and when it ends.
     failing: AtomicBool,
@@ -338,6 +408,12 @@ impl RouterProbe {
             health_url: cfg.resolve(&cfg.health_path),
             routes_url: cfg.resolve(&cfg.routes_path),
             authorization,
+            networks: cfg
+                .cluster_networks
+                .iter()
+                .map(|n| n.parse())
+                .collect::<Result<_, String>>()
+                .map_err(|e| anyhow::anyhow!("router {:?}: cluster_networks: {e}", cfg.name))?,
             errors: Default::default(),
             failing: AtomicBool::new(false),
         })
@@ -438,7 +514,7 @@ pub fn write_round(
         let Some(view) = view else {
             continue;
         };
-        for c in check_routes(table, view) {
+        for c in check_routes(table, view, &r.networks) {
             let (ns, svc) = c.service.unwrap_or_default();
             // Written for every route, 0 included, so that a route's stale
             // count goes back to 0 rather than vanishing.
@@ -703,7 +779,7 @@ mod tests {
             ),
             ("other.example.com", &["10.1.0.5:8080"]),
         ]);
-        let checks = check_routes(&t, &view);
+        let checks = check_routes(&t, &view, &[]);
         assert_eq!(
             checks,
             vec![
@@ -711,12 +787,14 @@ mod tests {
                     route: "other.example.com",
                     endpoints: 1,
                     stale: 0,
+                    outside: 0,
                     service: None,
                 },
                 RouteCheck {
                     route: "web.app-0.apps.example.com",
                     endpoints: 3,
                     stale: 2,
+                    outside: 0,
                     service: Some(("app-0".into(), "web".into())),
                 },
             ]
@@ -733,6 +811,56 @@ mod tests {
             routed_services(&[&t], &view, false),
             vec![(("app-0".into(), "web".into()), true)],
             "with a table unread, a service found in none is not judged"
+        );
+    }
+
+    #[test]
+    fn networks_parse_and_contain_their_addresses() {
+        let net = |s: &str| s.parse::<IpNetwork>().expect(s);
+        let ip = |s: &str| s.parse::<IpAddr>().expect(s);
+        assert!(net("10.244.0.0/16").contains(ip("10.244.3.7")));
+        assert!(!net("10.244.0.0/16").contains(ip("10.245.0.1")));
+        assert!(net("0.0.0.0/0").contains(ip("192.0.2.1")));
+        assert!(net("192.0.2.7/32").contains(ip("192.0.2.7")));
+        assert!(!net("192.0.2.7/32").contains(ip("192.0.2.8")));
+        assert!(net("fd00::/8").contains(ip("fd12::1")));
+        assert!(net("::/0").contains(ip("2001:db8::1")));
+        assert!(!net("fd00::/8").contains(ip("10.0.0.1")), "families differ");
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "fd00::/129",
+            "host/8",
+            "10.0.0.0/x",
+        ] {
+            assert!(bad.parse::<IpNetwork>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoints_outside_the_cluster_networks_are_not_judged() {
+        let view = ClusterView::from_state(&cluster());
+        let t = table(&[(
+            "shared.example.com",
+            &[
+                "10.1.0.5:8080",
+                "10.1.0.77:8080",
+                "192.0.2.10:443",
+                "garbage",
+            ],
+        )]);
+        let networks = ["10.1.0.0/16".parse().expect("network")];
+        let checks = check_routes(&t, &view, &networks);
+        assert_eq!(checks[0].endpoints, 4);
+        assert_eq!(checks[0].outside, 1, "192.0.2.10 is someone else's backend");
+        assert_eq!(
+            checks[0].stale, 2,
+            "10.1.0.77 is gone; an address that is no IP is judged"
+        );
+        assert_eq!(
+            check_routes(&t, &view, &[])[0].stale,
+            3,
+            "no networks: all judged"
         );
     }
 
