@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use lookout_protocol::exposition::{ParsedSample, parse_text};
 
 pub mod docker;
+pub mod tls;
 
 /// Whether the suite runs in CI, where nothing may be skipped.
 pub fn in_ci() -> bool {
