@@ -12,7 +12,7 @@ use sha2::Sha256;
 
 use super::config::{DingTalkConfig, Problems, Secret, resolve_secret};
 use super::delivery::Shared;
-use super::http::{Endpoint, HttpResponse, QUERY_VALUE, endpoint_of};
+use super::http::{Endpoint, ErrcodeApi, QUERY_VALUE, endpoint_of};
 use super::message::{
     CustomTemplate, Limit, Messages, Style, TemplateFuncs, truncate, truncation_marker,
 };
@@ -27,7 +27,9 @@ const MAX_TEXT_BYTES: usize = 15_000;
 /// "send too fast, exceed 20 times per minute": the robot is muted for a
 /// while, so the next try waits a minute.
 const ERR_RATE_LIMITED: i64 = 130_101;
-/// "system busy".
+/// "system busy". Every other code is final: 310000 covers a bad
+/// signature, a stale timestamp, missing keywords and IPs not on the
+/// robot's list; 300001 a bad token.
 const ERR_BUSY: i64 = -1;
 
 #[derive(Clone)]
@@ -127,13 +129,6 @@ struct At<'a> {
     is_at_all: bool,
 }
 
-#[derive(serde::Deserialize)]
-struct Answer {
-    errcode: Option<i64>,
-    #[serde(default)]
-    errmsg: String,
-}
-
 fn heading(title: &str) -> String {
     format!("#### {title}\n\n")
 }
@@ -213,51 +208,12 @@ impl DingTalk {
             .http
             .post_json(ep, &uri, self.body(n), &[], self.spec.timeout)
             .await?;
-        check_answer(ep, &resp)
-    }
-}
-
-fn check_answer(ep: &Endpoint, resp: &HttpResponse) -> Result<(), NotifyError> {
-    resp.check_status(ep)?;
-    let answer: Answer =
-        serde_json::from_slice(&resp.body).map_err(|_| NotifyError::Permanent {
-            message: format!(
-                "POST {}: not a DingTalk answer: {}",
-                ep.display,
-                resp.excerpt()
-            ),
-        })?;
-    match answer.errcode {
-        Some(0) => Ok(()),
-        Some(ERR_RATE_LIMITED) => Err(NotifyError::Retryable {
-            message: format!(
-                "POST {}: DingTalk error {ERR_RATE_LIMITED}: {}",
-                ep.display, answer.errmsg
-            ),
-            retry_after: Some(Duration::from_secs(60)),
-        }),
-        Some(ERR_BUSY) => Err(NotifyError::Retryable {
-            message: format!(
-                "POST {}: DingTalk error {ERR_BUSY}: {}",
-                ep.display, answer.errmsg
-            ),
-            retry_after: None,
-        }),
-        // 310000 covers a bad signature, a stale timestamp, missing
-        // keywords and IPs not on the robot's list; 300001 a bad token.
-        Some(code) => Err(NotifyError::Permanent {
-            message: format!(
-                "POST {}: DingTalk error {code}: {}",
-                ep.display, answer.errmsg
-            ),
-        }),
-        None => Err(NotifyError::Permanent {
-            message: format!(
-                "POST {}: DingTalk answer without errcode: {}",
-                ep.display,
-                resp.excerpt()
-            ),
-        }),
+        ErrcodeApi {
+            vendor: "DingTalk",
+            rate_limited: ERR_RATE_LIMITED,
+            busy: ERR_BUSY,
+        }
+        .check(ep, &resp)
     }
 }
 

@@ -233,6 +233,68 @@ pub(crate) fn endpoint_of(p: &mut Problems, field: &str, url: Option<Secret>) ->
     }
 }
 
+/// How a chat robot API in the `{"errcode": 0, "errmsg": "ok"}` style
+/// (DingTalk, WeCom) answers: the HTTP status is 200 whatever happened, and
+/// the code says whether the message was taken.
+pub(crate) struct ErrcodeApi {
+    pub vendor: &'static str,
+    /// Too many messages: retried after a minute, the APIs' window.
+    pub rate_limited: i64,
+    /// "System busy": retried.
+    pub busy: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrcodeAnswer {
+    errcode: Option<i64>,
+    #[serde(default)]
+    errmsg: String,
+}
+
+impl ErrcodeApi {
+    pub(crate) fn check(&self, ep: &Endpoint, resp: &HttpResponse) -> Result<(), NotifyError> {
+        resp.check_status(ep)?;
+        let vendor = self.vendor;
+        let answer: ErrcodeAnswer =
+            serde_json::from_slice(&resp.body).map_err(|_| NotifyError::Permanent {
+                message: format!(
+                    "POST {}: not a {vendor} answer: {}",
+                    ep.display,
+                    resp.excerpt()
+                ),
+            })?;
+        let said = |code: i64| {
+            format!(
+                "POST {}: {vendor} error {code}: {}",
+                ep.display, answer.errmsg
+            )
+        };
+        match answer.errcode {
+            Some(0) => Ok(()),
+            Some(code) if code == self.rate_limited => Err(NotifyError::Retryable {
+                message: said(code),
+                retry_after: Some(Duration::from_secs(60)),
+            }),
+            Some(code) if code == self.busy => Err(NotifyError::Retryable {
+                message: said(code),
+                retry_after: None,
+            }),
+            // A bad key, signature or keyword, or content too long: the
+            // same message fails the same way again.
+            Some(code) => Err(NotifyError::Permanent {
+                message: said(code),
+            }),
+            None => Err(NotifyError::Permanent {
+                message: format!(
+                    "POST {}: {vendor} answer without errcode: {}",
+                    ep.display,
+                    resp.excerpt()
+                ),
+            }),
+        }
+    }
+}
+
 /// `Retry-After` as seconds or an HTTP date.
 pub(crate) fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
     let text = value.to_str().ok()?.trim();

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::config::{DEFAULT_WECOM_API_URL, Problems, WeComConfig, resolve_secret};
 use super::delivery::Shared;
-use super::http::{Endpoint, HttpResponse, QUERY_VALUE, endpoint_of};
+use super::http::{Endpoint, ErrcodeApi, QUERY_VALUE, endpoint_of};
 use super::message::{
     CustomTemplate, Limit, Messages, Style, TemplateFuncs, truncate, truncation_marker,
 };
@@ -21,6 +21,8 @@ pub(crate) const MAX_CONTENT_BYTES: usize = 4096;
 
 /// "api freq out of limit": more than 20 messages a minute.
 const ERR_RATE_LIMITED: i64 = 45_009;
+/// "system busy". Every other code is final: 93000 a bad webhook key,
+/// 40058 content too long.
 const ERR_BUSY: i64 = -1;
 
 #[derive(Clone)]
@@ -113,13 +115,6 @@ struct Markdown {
     content: String,
 }
 
-#[derive(serde::Deserialize)]
-struct Answer {
-    errcode: Option<i64>,
-    #[serde(default)]
-    errmsg: String,
-}
-
 pub(crate) struct WeCom {
     spec: Spec,
     name: String,
@@ -166,47 +161,12 @@ impl WeCom {
             .http
             .post_json(ep, &ep.uri, body, &[], self.spec.timeout)
             .await?;
-        check_answer(ep, &resp)
-    }
-}
-
-fn check_answer(ep: &Endpoint, resp: &HttpResponse) -> Result<(), NotifyError> {
-    resp.check_status(ep)?;
-    let answer: Answer =
-        serde_json::from_slice(&resp.body).map_err(|_| NotifyError::Permanent {
-            message: format!(
-                "POST {}: not a WeCom answer: {}",
-                ep.display,
-                resp.excerpt()
-            ),
-        })?;
-    match answer.errcode {
-        Some(0) => Ok(()),
-        Some(ERR_RATE_LIMITED) => Err(NotifyError::Retryable {
-            message: format!(
-                "POST {}: WeCom error {ERR_RATE_LIMITED}: {}",
-                ep.display, answer.errmsg
-            ),
-            retry_after: Some(Duration::from_secs(60)),
-        }),
-        Some(ERR_BUSY) => Err(NotifyError::Retryable {
-            message: format!(
-                "POST {}: WeCom error {ERR_BUSY}: {}",
-                ep.display, answer.errmsg
-            ),
-            retry_after: None,
-        }),
-        // 93000 bad webhook key, 40058 content too long, ...
-        Some(code) => Err(NotifyError::Permanent {
-            message: format!("POST {}: WeCom error {code}: {}", ep.display, answer.errmsg),
-        }),
-        None => Err(NotifyError::Permanent {
-            message: format!(
-                "POST {}: WeCom answer without errcode: {}",
-                ep.display,
-                resp.excerpt()
-            ),
-        }),
+        ErrcodeApi {
+            vendor: "WeCom",
+            rate_limited: ERR_RATE_LIMITED,
+            busy: ERR_BUSY,
+        }
+        .check(ep, &resp)
     }
 }
 
