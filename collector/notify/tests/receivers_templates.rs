@@ -93,6 +93,30 @@ fn template_syntax_errors_are_reported_with_their_path() {
     );
 }
 
+#[test]
+fn a_bad_url_does_not_hide_a_bad_template() {
+    for kind in ["dingtalk", "feishu", "teams", "wecom"] {
+        let cfg: ReceiverConfig = serde_yaml_ng::from_str(&format!(
+            "name: ops\n{kind}_configs: [{{webhook_url: 'not a url', title: '{{{{ end }}}}'}}]\n"
+        ))
+        .expect("yaml");
+        let mut paths: Vec<String> = cfg
+            .validate("notify.receivers[0]")
+            .into_iter()
+            .map(|p| p.path)
+            .collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            [
+                format!("notify.receivers[0].{kind}_configs[0].title"),
+                format!("notify.receivers[0].{kind}_configs[0].webhook_url"),
+            ],
+            "{kind}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn failing_template_falls_back_to_the_built_in_text() {
     let server = TestServer::start(|_| Reply::new(200, r#"{"errcode":0,"errmsg":"ok"}"#)).await;

@@ -12,10 +12,8 @@ use sha2::Sha256;
 
 use super::config::{DingTalkConfig, Problems, Secret, resolve_secret};
 use super::delivery::Shared;
-use super::http::{Endpoint, ErrcodeApi, QUERY_VALUE, endpoint_of};
-use super::message::{
-    CustomTemplate, Limit, Messages, Style, TemplateFuncs, truncate, truncation_marker,
-};
+use super::http::{Endpoint, ErrcodeApi, QUERY_VALUE, webhook_endpoint};
+use super::message::{Limit, Messages, Style, TemplateFuncs, truncate, truncation_marker};
 use super::{Notifier, NotifyError, NotifyFuture};
 use crate::alert::Notification;
 
@@ -59,15 +57,13 @@ pub(crate) fn resolve(
     funcs: &TemplateFuncs,
     p: &mut Problems,
 ) -> Option<Spec> {
-    let url = resolve_secret(
+    let endpoint = webhook_endpoint(
         p,
-        &format!("{field}.webhook_url"),
+        field,
         &c.webhook_url,
         &c.webhook_url_file,
         &c.webhook_url_env,
-        true,
     );
-    let endpoint = endpoint_of(p, &format!("{field}.webhook_url"), url);
     let secret = resolve_secret(
         p,
         &format!("{field}.secret"),
@@ -76,15 +72,16 @@ pub(crate) fn resolve(
         &c.secret_env,
         false,
     );
-    let title = CustomTemplate::parse(p, &format!("{field}.title"), &c.title, funcs);
-    let text = CustomTemplate::parse(p, &format!("{field}.text"), &c.text, funcs);
+    // Parsed before the endpoint is unwrapped, so that template errors
+    // are reported even when the URL is wrong too.
+    let messages = Messages::parse(p, field, c.language, &c.title, &c.text, funcs);
     Some(Spec {
         endpoint: endpoint?,
         secret,
         at_mobiles: c.at_mobiles.clone(),
         at_user_ids: c.at_user_ids.clone(),
         at_all: c.at_all,
-        messages: Arc::new(Messages::new(c.language, title, text)),
+        messages,
         timeout: c.timeout,
     })
 }

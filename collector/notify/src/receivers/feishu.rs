@@ -12,10 +12,8 @@ use sha2::Sha256;
 
 use super::config::{FeishuConfig, Problems, Secret, resolve_secret};
 use super::delivery::Shared;
-use super::http::{Endpoint, HttpResponse, endpoint_of};
-use super::message::{
-    CustomTemplate, Limit, Messages, Style, TemplateFuncs, truncate, truncation_marker,
-};
+use super::http::{Endpoint, HttpResponse, webhook_endpoint};
+use super::message::{Limit, Messages, Style, TemplateFuncs, truncate, truncation_marker};
 use super::{Notifier, NotifyError, NotifyFuture};
 use crate::alert::{AlertStatus, Notification};
 
@@ -53,15 +51,13 @@ pub(crate) fn resolve(
     funcs: &TemplateFuncs,
     p: &mut Problems,
 ) -> Option<Spec> {
-    let url = resolve_secret(
+    let endpoint = webhook_endpoint(
         p,
-        &format!("{field}.webhook_url"),
+        field,
         &c.webhook_url,
         &c.webhook_url_file,
         &c.webhook_url_env,
-        true,
     );
-    let endpoint = endpoint_of(p, &format!("{field}.webhook_url"), url);
     let secret = resolve_secret(
         p,
         &format!("{field}.secret"),
@@ -70,12 +66,13 @@ pub(crate) fn resolve(
         &c.secret_env,
         false,
     );
-    let title = CustomTemplate::parse(p, &format!("{field}.title"), &c.title, funcs);
-    let text = CustomTemplate::parse(p, &format!("{field}.text"), &c.text, funcs);
+    // Parsed before the endpoint is unwrapped, so that template errors
+    // are reported even when the URL is wrong too.
+    let messages = Messages::parse(p, field, c.language, &c.title, &c.text, funcs);
     Some(Spec {
         endpoint: endpoint?,
         secret,
-        messages: Arc::new(Messages::new(c.language, title, text)),
+        messages,
         timeout: c.timeout,
     })
 }

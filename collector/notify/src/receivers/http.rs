@@ -4,6 +4,7 @@
 //! ever shown as scheme and host ([`Endpoint::display`]).
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -17,7 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
 use super::NotifyError;
-use super::config::{Problems, Secret};
+use super::config::{Problems, Secret, resolve_secret};
 
 /// Bodies of answers are read up to this size: vendors answer with a few
 /// bytes of JSON, and a misbehaving proxy must not fill memory.
@@ -293,6 +294,20 @@ impl ErrcodeApi {
             }),
         }
     }
+}
+
+/// A robot's `webhook_url`, set inline, in a file or in the environment
+/// (exactly one), as an endpoint; problems are reported at `field.webhook_url`.
+pub(crate) fn webhook_endpoint(
+    p: &mut Problems,
+    field: &str,
+    inline: &Option<Secret>,
+    file: &Option<PathBuf>,
+    env: &Option<String>,
+) -> Option<Endpoint> {
+    let field = format!("{field}.webhook_url");
+    let url = resolve_secret(p, &field, inline, file, env, true);
+    endpoint_of(p, &field, url)
 }
 
 /// `Retry-After` as seconds or an HTTP date.

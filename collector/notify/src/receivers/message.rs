@@ -629,6 +629,22 @@ impl Messages {
         }
     }
 
+    /// The messages of a receiver with optional `title` and `text`
+    /// templates; their syntax errors become problems at `field.title` and
+    /// `field.text`.
+    pub(crate) fn parse(
+        problems: &mut Problems,
+        field: &str,
+        language: Language,
+        title: &Option<String>,
+        text: &Option<String>,
+        funcs: &TemplateFuncs,
+    ) -> Arc<Messages> {
+        let title = CustomTemplate::parse(problems, &format!("{field}.title"), title, funcs);
+        let text = CustomTemplate::parse(problems, &format!("{field}.text"), text, funcs);
+        Arc::new(Messages::new(language, title, text))
+    }
+
     /// Renders title and text; `body_limit`, given the title, bounds the
     /// built-in body (so a kind can leave room for a heading made of it).
     pub(crate) fn render(

@@ -10,9 +10,7 @@ use serde::Serialize;
 use super::config::{Problems, SlackConfig, resolve_secret};
 use super::delivery::Shared;
 use super::http::{Endpoint, endpoint_of};
-use super::message::{
-    CustomTemplate, Limit, Messages, Style, TemplateFuncs, split_chars, truncation_marker,
-};
+use super::message::{Limit, Messages, Style, TemplateFuncs, split_chars, truncation_marker};
 use super::{Notifier, NotifyError, NotifyFuture};
 use crate::alert::Notification;
 
@@ -63,15 +61,16 @@ pub(crate) fn resolve(
         true,
     );
     let endpoint = endpoint_of(p, &format!("{field}.api_url"), url);
-    let title = CustomTemplate::parse(p, &format!("{field}.title"), &c.title, funcs);
-    let text = CustomTemplate::parse(p, &format!("{field}.text"), &c.text, funcs);
+    // Parsed before the endpoint is unwrapped, so that template errors
+    // are reported even when the URL is wrong too.
+    let messages = Messages::parse(p, field, c.language, &c.title, &c.text, funcs);
     Some(Spec {
         endpoint: endpoint?,
         channel: c.channel.clone(),
         username: c.username.clone(),
         icon_emoji: c.icon_emoji.clone(),
         icon_url: c.icon_url.clone(),
-        messages: Arc::new(Messages::new(c.language, title, text)),
+        messages,
         timeout: c.timeout,
     })
 }

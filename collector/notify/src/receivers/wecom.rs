@@ -8,10 +8,8 @@ use serde::Serialize;
 
 use super::config::{DEFAULT_WECOM_API_URL, Problems, WeComConfig, resolve_secret};
 use super::delivery::Shared;
-use super::http::{Endpoint, ErrcodeApi, QUERY_VALUE, endpoint_of};
-use super::message::{
-    CustomTemplate, Limit, Messages, Style, TemplateFuncs, truncate, truncation_marker,
-};
+use super::http::{Endpoint, ErrcodeApi, QUERY_VALUE, webhook_endpoint};
+use super::message::{Limit, Messages, Style, TemplateFuncs, truncate, truncation_marker};
 use super::{Notifier, NotifyError, NotifyFuture};
 use crate::alert::{AlertStatus, Notification};
 
@@ -85,21 +83,20 @@ pub(crate) fn resolve(
                 "only used with key; webhook_url is the whole URL",
             );
         }
-        let url = resolve_secret(
+        webhook_endpoint(
             p,
-            &format!("{field}.webhook_url"),
+            field,
             &c.webhook_url,
             &c.webhook_url_file,
             &c.webhook_url_env,
-            true,
-        );
-        endpoint_of(p, &format!("{field}.webhook_url"), url)
+        )
     };
-    let title = CustomTemplate::parse(p, &format!("{field}.title"), &c.title, funcs);
-    let text = CustomTemplate::parse(p, &format!("{field}.text"), &c.text, funcs);
+    // Parsed before the endpoint is unwrapped, so that template errors
+    // are reported even when the URL is wrong too.
+    let messages = Messages::parse(p, field, c.language, &c.title, &c.text, funcs);
     Some(Spec {
         endpoint: endpoint?,
-        messages: Arc::new(Messages::new(c.language, title, text)),
+        messages,
         timeout: c.timeout,
     })
 }
