@@ -15,11 +15,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// kube's client logs every failed request itself, again on each retry;
+/// the watches report the same errors once, with what was being watched.
+/// `RUST_LOG` can still turn it on.
+const QUIET_BY_DEFAULT: &str = "kube_client=off";
+
 /// Logs go to stderr (the journal under systemd). `RUST_LOG` overrides
 /// `level` with per-module filters.
 pub fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(format!("{QUIET_BY_DEFAULT},{level}")))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -24,6 +24,7 @@ pub struct Config {
     pub listen: String,
     pub paths: Paths,
     pub samplers: Samplers,
+    pub kubernetes: KubernetesConfig,
     pub push: PushConfig,
 }
 
@@ -34,9 +35,24 @@ impl Default for Config {
             listen: DEFAULT_LISTEN.to_string(),
             paths: Paths::default(),
             samplers: Samplers::default(),
+            kubernetes: KubernetesConfig::default(),
             push: PushConfig::default(),
         }
     }
+}
+
+/// A watch of this node's pods on the Kubernetes API (a field selector on
+/// `spec.nodeName`, so the API server sends only them), which gives the
+/// kubelet summary's container series their `image`. Off by default: a
+/// Docker host has no API server, and Docker names its own images.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesConfig {
+    pub enabled: bool,
+    /// A kubeconfig file whose user may get, list and watch pods. Left out:
+    /// the in-cluster service account, else `$KUBECONFIG` or
+    /// `~/.kube/config` (a systemd service usually has none of these).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// Pushing samples to remote-write receivers (the collector, Prometheus,
@@ -666,6 +682,22 @@ impl Config {
                 "is not used while insecure_skip_verify is true; set insecure_skip_verify: false to verify with it".to_string(),
             );
         }
+        let k = &self.kubernetes;
+        if k.kubeconfig
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            err(
+                "kubernetes.kubeconfig",
+                "must not be empty (leave it out for the in-cluster account or $KUBECONFIG)"
+                    .to_string(),
+            );
+        }
+        if k.enabled
+            && let Err(why) = self.kubernetes_node_name()
+        {
+            err("node_name", why);
+        }
         let p = &self.push;
         if p.interval < Duration::from_secs(1) {
             err("push.interval", "must be at least 1s".to_string());
@@ -716,10 +748,51 @@ impl Config {
         hostname().unwrap_or_else(|| "localhost".to_string())
     }
 
+    /// The name the pod watch selects on: `node_name`, else the hostname in
+    /// lower case, as the kubelet names its node when not told otherwise.
+    /// An error says why neither can be a node's name.
+    pub fn kubernetes_node_name(&self) -> Result<String, String> {
+        let name = if self.node_name.is_empty() {
+            hostname()
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| {
+                    "kubernetes.enabled needs this node's name, and the hostname is unknown; \
+                     set node_name to the node's name in Kubernetes"
+                        .to_string()
+                })?
+                .to_ascii_lowercase()
+        } else {
+            self.node_name.clone()
+        };
+        if !is_node_name(&name) {
+            return Err(format!(
+                "kubernetes.enabled needs this node's name, and {name:?} cannot be one \
+                 (lower-case letters, digits, '-' and '.'); set node_name to the node's \
+                 name in Kubernetes (kubectl get nodes)"
+            ));
+        }
+        Ok(name)
+    }
+
     /// The defaults as YAML, for `--print-default-config`.
     pub fn default_yaml() -> String {
         serde_yaml_ng::to_string(&Config::default()).unwrap_or_default()
     }
+}
+
+/// Whether `name` can name a Kubernetes node: a DNS subdomain (RFC 1123),
+/// which also keeps it safe inside a field selector.
+pub fn is_node_name(name: &str) -> bool {
+    name.len() <= 253
+        && !name.is_empty()
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
 }
 
 pub fn hostname() -> Option<String> {
@@ -863,6 +936,69 @@ mod tests {
         );
         let errs = errors_of("samplers:\n  kubelet_summary:\n    insecure: true\n");
         assert_eq!(errs[0].field, "samplers.kubelet_summary.insecure");
+    }
+
+    #[test]
+    fn kubernetes_section() {
+        let c = Config::parse("", "x").unwrap();
+        assert!(!c.kubernetes.enabled);
+        assert_eq!(c.kubernetes.kubeconfig, None);
+        let c = Config::parse(
+            "node_name: node-0002\nkubernetes:\n  enabled: true\n  kubeconfig: /etc/lookout/kubeconfig\n",
+            "x",
+        )
+        .unwrap();
+        assert!(c.kubernetes.enabled);
+        assert_eq!(
+            c.kubernetes.kubeconfig.as_deref(),
+            Some(Path::new("/etc/lookout/kubeconfig"))
+        );
+        assert_eq!(c.kubernetes_node_name().as_deref(), Ok("node-0002"));
+        let errs = errors_of("kubernetes:\n  enabled: true\n  kubeconfig: ''\n  token: x\n");
+        assert_eq!(errs[0].field, "kubernetes.token");
+        let errs = errors_of("node_name: Node_2\nkubernetes:\n  enabled: true\n  kubeconfig: ''\n");
+        let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["kubernetes.kubeconfig", "node_name"]);
+        assert!(
+            errs[1].message.contains("\"Node_2\" cannot be one"),
+            "{}",
+            errs[1]
+        );
+        // A name that would not do is no error while the watch is off.
+        assert!(Config::parse("node_name: Node_2\n", "x").is_ok());
+    }
+
+    #[test]
+    fn node_names_are_dns_subdomains() {
+        for good in ["node-0001", "ip-10-0-0-1.ec2.internal", "a", "localhost"] {
+            assert!(is_node_name(good), "{good}");
+        }
+        let long = "a".repeat(254);
+        for bad in [
+            "",
+            "Node1",
+            "node_1",
+            "-node",
+            "node-",
+            "a..b",
+            "node.",
+            "spec.nodeName=x,y",
+            long.as_str(),
+        ] {
+            assert!(!is_node_name(bad), "{bad}");
+        }
+        // Without node_name the hostname is used, lower-cased as the
+        // kubelet does.
+        let c = Config {
+            kubernetes: KubernetesConfig {
+                enabled: true,
+                kubeconfig: None,
+            },
+            ..Config::default()
+        };
+        if let Some(h) = hostname().filter(|h| is_node_name(&h.to_ascii_lowercase())) {
+            assert_eq!(c.kubernetes_node_name(), Ok(h.to_ascii_lowercase()));
+        }
     }
 
     #[test]

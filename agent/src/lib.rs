@@ -4,13 +4,14 @@
 //! Kubernetes components; the scheduler (`schedule`) runs each on its own
 //! interval and timeout; the registry (`registry`) keeps their latest output;
 //! `expose` serves it as `/metrics`; `service` wires it together and handles
-//! reloads and shutdown.
+//! reloads and shutdown. `kube` watches this node's pods when asked to.
 
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod expose;
 pub mod https;
+pub mod kube;
 pub mod outbox;
 pub mod procfs;
 pub mod registry;

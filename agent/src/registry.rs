@@ -387,12 +387,17 @@ pub fn process_start_unix() -> Option<f64> {
 }
 
 /// An error with its sources, `outer: inner: innermost`, for logs that say
-/// why (hyper's top-level errors alone say only "client error").
+/// why (hyper's top-level errors alone say only "client error"). A source
+/// whose text the message already holds (errors that print their source)
+/// is not repeated.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        msg = format!("{msg}: {s}");
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg = format!("{msg}: {text}");
+        }
         source = s.source();
     }
     msg
@@ -462,6 +467,28 @@ mod tests {
         assert!(find("process_start_time_seconds").unwrap() > 1.6e9);
         r.withdraw("one");
         assert!(!r.render(Format::PrometheusText).contains("\ng 1"));
+    }
+
+    #[test]
+    fn error_chain_names_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("connection refused")]
+        struct Refused;
+        #[derive(Debug, thiserror::Error)]
+        #[error("client error")]
+        struct Quiet(#[source] Refused);
+        #[derive(Debug, thiserror::Error)]
+        #[error("list failed: {0}")]
+        struct Loud(#[source] Quiet);
+        assert_eq!(
+            error_chain(&Quiet(Refused)),
+            "client error: connection refused"
+        );
+        // A source the message already prints is not repeated.
+        assert_eq!(
+            error_chain(&Loud(Quiet(Refused))),
+            "list failed: client error: connection refused"
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::SharedClock;
 use crate::config::{Config, Schedule};
 use crate::expose::Server;
+use crate::kube::pods::NodePods;
+use crate::kube::watch::{self as pod_watch, PodWatch};
 use crate::registry::{Problems, Registry};
 use crate::samplers::containers::{self, ContainerSampler};
 use crate::samplers::docker::data_usage::{self, DataUsageSampler};
@@ -53,8 +55,13 @@ impl Agent {
     }
 
     /// The configured samplers, in the order `--once` runs them (Docker
-    /// before containers, so container series carry names).
-    fn build(&self, cfg: &Config) -> anyhow::Result<Vec<(Box<dyn Driven>, Schedule)>> {
+    /// before containers, so container series carry names). `pods` are the
+    /// pod watch's, when it runs.
+    fn build(
+        &self,
+        cfg: &Config,
+        pods: Option<&NodePods>,
+    ) -> anyhow::Result<Vec<(Box<dyn Driven>, Schedule)>> {
         let s = &cfg.samplers;
         let mut out: Vec<(Box<dyn Driven>, Schedule)> = Vec::new();
         if s.host.enabled {
@@ -113,7 +120,10 @@ impl Agent {
         }
         if s.kubelet_summary.enabled {
             out.push((
-                Box::new(Async::new(SummarySampler::new(&s.kubelet_summary)?)),
+                Box::new(Async::new(SummarySampler::new(
+                    &s.kubelet_summary,
+                    pods.cloned(),
+                )?)),
                 s.kubelet_summary.schedule(),
             ));
         }
@@ -124,8 +134,24 @@ impl Agent {
     pub fn start(&self, cfg: &Config) -> anyhow::Result<Running> {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let built = self.build(cfg)?;
+        // A new set per start: a reload lists the pods again, perhaps of
+        // another node name.
+        let pods = cfg.kubernetes.enabled.then(NodePods::default);
+        let built = self.build(cfg, pods.as_ref())?;
         let mut names: Vec<&'static str> = built.iter().map(|(d, _)| d.name()).collect();
+        if let Some(pods) = pods {
+            let node = cfg
+                .kubernetes_node_name()
+                .map_err(|why| anyhow::anyhow!("node_name: {why}"))?;
+            names.push(pod_watch::NAME);
+            let watch = PodWatch {
+                kubeconfig: cfg.kubernetes.kubeconfig.clone(),
+                node,
+                pods,
+                registry: self.registry.clone(),
+            };
+            tasks.spawn(watch.follow(cancel.child_token()));
+        }
         for (driven, schedule) in built {
             tasks.spawn(run_forever(
                 driven,
@@ -165,7 +191,7 @@ impl Agent {
     /// Runs every configured sampler once, in order, and renders the result.
     pub async fn sample_once(&self, cfg: &Config, format: Format) -> anyhow::Result<String> {
         let mut problems = Problems::default();
-        for (mut driven, schedule) in self.build(cfg)? {
+        for (mut driven, schedule) in self.build(cfg, None)? {
             run_turn(driven.as_mut(), schedule, &self.registry, &mut problems).await;
         }
         Ok(self.registry.render(format))
@@ -265,6 +291,15 @@ pub fn describe(cfg: &Config) -> String {
             "kubelet summary {} every {}",
             s.kubelet_summary.url,
             every(s.kubelet_summary.interval)
+        ));
+    }
+    if cfg.kubernetes.enabled {
+        parts.push(format!(
+            "this node's pods from the Kubernetes API ({})",
+            match &cfg.kubernetes.kubeconfig {
+                Some(path) => format!("kubeconfig {}", path.display()),
+                None => "in-cluster or $KUBECONFIG credentials".to_string(),
+            }
         ));
     }
     let mut text = if parts.is_empty() {

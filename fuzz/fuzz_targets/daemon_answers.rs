@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = lookout_agent::samplers::kubelet_summary::parse(data);
+    let _ = lookout_agent::samplers::kubelet_summary::parse(data, None);
     let Ok(text) = std::str::from_utf8(data) else { return };
     let _ = lookout_agent::clock::parse_rfc3339(text);
     let _ = lookout_agent::samplers::docker::parse_human_size(text);

@@ -2,7 +2,9 @@
 //! cAdvisor's names and the `namespace`, `pod`, `container` labels.
 //!
 //! On containerd and CRI-O nodes Docker does not see the pods, so the
-//! containers sampler cannot name them; the kubelet can. Every number in the
+//! containers sampler cannot name them; the kubelet can. The summary names
+//! no images: with the pod watch on (`kubernetes.enabled`), container series
+//! get cAdvisor's `image` label from the pod's spec. Every number in the
 //! summary is optional: a missing one gives no series, never an invented 0.
 //! An answer that is not a summary fails the run, which withdraws the
 //! sampler's series (invariant 2) and is logged once until it clears.
@@ -21,6 +23,7 @@ use serde::Deserialize;
 use crate::clock::parse_rfc3339;
 use crate::config::KubeletSummaryConfig;
 use crate::https::{self, HttpsClient, Verify};
+use crate::kube::pods::{NodePods, PodSet};
 use crate::registry::Problems;
 use crate::schedule::{AsyncSampler, Output};
 
@@ -55,6 +58,7 @@ pub struct PodStats {
 pub struct PodRef {
     pub name: String,
     pub namespace: String,
+    pub uid: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -199,9 +203,10 @@ impl Builder {
     }
 }
 
-/// Turns a `/stats/summary` body into cAdvisor-named families. Pure: the
-/// same body always gives the same families.
-pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
+/// Turns a `/stats/summary` body into cAdvisor-named families, with the
+/// image of each container `pods` knows. Pure: the same body and pods
+/// always give the same families.
+pub fn parse(body: &[u8], pods: Option<&PodSet>) -> Result<Parsed, ParseError> {
     let summary: Summary = serde_json::from_slice(body)?;
     let mut b = Builder(new_families());
     let mut skipped_pods = 0;
@@ -217,7 +222,13 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
             ("container", ""),
         ]);
         for c in pod.containers.iter().filter(|c| !c.name.is_empty()) {
-            let labels = pod_labels.with("container", c.name.as_str());
+            let mut labels = pod_labels.with("container", c.name.as_str());
+            // Only containers: cAdvisor's pod cgroup series have no image.
+            let r = &pod.pod_ref;
+            if let Some(image) = pods.and_then(|p| p.image(&r.namespace, &r.name, &r.uid, &c.name))
+            {
+                labels.set("image", image);
+            }
             b.cpu_and_memory(&labels, c.cpu.as_ref(), c.memory.as_ref());
             b.push(
                 F::FsUsage,
@@ -253,11 +264,16 @@ pub struct SummarySampler {
     url: hyper::Uri,
     token_file: Option<PathBuf>,
     client: HttpsClient,
+    /// The pod watch's pods, when it runs: the source of images.
+    pods: Option<NodePods>,
     problems: Problems,
 }
 
 impl SummarySampler {
-    pub fn new(cfg: &KubeletSummaryConfig) -> anyhow::Result<SummarySampler> {
+    pub fn new(
+        cfg: &KubeletSummaryConfig,
+        pods: Option<NodePods>,
+    ) -> anyhow::Result<SummarySampler> {
         let url = cfg
             .url
             .parse()
@@ -272,6 +288,7 @@ impl SummarySampler {
             url,
             token_file: cfg.bearer_token_file.clone(),
             client,
+            pods,
             problems: Problems::default(),
         })
     }
@@ -351,7 +368,11 @@ impl AsyncSampler for SummarySampler {
 
     async fn sample(&mut self, _now: SystemTime) -> anyhow::Result<Output> {
         let body = self.fetch().await?;
-        let parsed = parse(&body).with_context(|| format!("kubelet {}", self.url))?;
+        let parsed = {
+            let pods = self.pods.as_ref().map(NodePods::read);
+            parse(&body, pods.as_deref())
+        }
+        .with_context(|| format!("kubelet {}", self.url))?;
         if parsed.skipped_pods > 0 {
             self.problems.report(
                 NAME,
@@ -429,7 +450,7 @@ mod tests {
 
     #[test]
     fn summary_gives_cadvisor_series() {
-        let parsed = parse(SUMMARY.as_bytes()).unwrap();
+        let parsed = parse(SUMMARY.as_bytes(), None).unwrap();
         assert_eq!(parsed.skipped_pods, 0);
         let got = rendered(&parsed.families);
         let want = [
@@ -460,7 +481,7 @@ mod tests {
 
     #[test]
     fn missing_numbers_give_no_series() {
-        let parsed = parse(SUMMARY.as_bytes()).unwrap();
+        let parsed = parse(SUMMARY.as_bytes(), None).unwrap();
         let got = rendered(&parsed.families);
         // The sidecar has neither memory nor a start time nor rootfs usage,
         // pg has no cpu: nothing is invented for them.
@@ -479,12 +500,61 @@ mod tests {
     }
 
     #[test]
+    fn known_pods_give_container_series_their_image() {
+        use crate::kube::pods::PodRecord;
+        let record = |ns: &str, name: &str, uid: &str, containers: &[(&str, &str)]| PodRecord {
+            namespace: ns.into(),
+            name: name.into(),
+            uid: uid.into(),
+            phase: "Running".into(),
+            containers: containers
+                .iter()
+                .map(|(c, i)| ((*c).into(), (*i).into()))
+                .collect(),
+        };
+        let mut pods = PodSet::default();
+        pods.apply(record(
+            "shop",
+            "web-0",
+            "u1",
+            &[("nginx", "nginx:1.27"), ("sidecar", "envoy:1.30")],
+        ));
+        // db-0 of the summary is another pod of that name (its uid is u2).
+        pods.apply(record("data", "db-0", "u0", &[("pg", "postgres:16")]));
+        let got = rendered(&parse(SUMMARY.as_bytes(), Some(&pods)).unwrap().families);
+        for want in [
+            r#"container_cpu_usage_seconds_total{container="nginx",cpu="total",image="nginx:1.27",namespace="shop",pod="web-0"} 2.5"#,
+            r#"container_cpu_usage_seconds_total{container="sidecar",cpu="total",image="envoy:1.30",namespace="shop",pod="web-0"} 0.5"#,
+            r#"container_memory_working_set_bytes{container="nginx",image="nginx:1.27",namespace="shop",pod="web-0"} 1048576"#,
+            r#"container_fs_usage_bytes{container="nginx",image="nginx:1.27",namespace="shop",pod="web-0"} 24576"#,
+            r#"container_start_time_seconds{container="nginx",image="nginx:1.27",namespace="shop",pod="web-0"} 1714557600"#,
+            // Pod-level series keep no image, as cAdvisor's pod cgroups;
+            // an unknown pod keeps the summary's labels alone.
+            r#"container_cpu_usage_seconds_total{container="",cpu="total",namespace="shop",pod="web-0"} 3"#,
+            r#"container_network_receive_bytes_total{container="",interface="eth0",namespace="shop",pod="web-0"} 100"#,
+            r#"container_memory_working_set_bytes{container="pg",namespace="data",pod="db-0"} 4096"#,
+        ] {
+            assert!(
+                got.iter().any(|s| s == want),
+                "{want} missing from:\n{}",
+                got.join("\n")
+            );
+        }
+        let with_image = got.iter().filter(|s| s.contains("image=")).count();
+        assert_eq!(with_image, 7, "{}", got.join("\n"));
+        // The same series as without pods, with only the image added.
+        let without = parse(SUMMARY.as_bytes(), None).unwrap();
+        assert_eq!(rendered(&without.families).len(), got.len());
+    }
+
+    #[test]
     fn empty_and_unnamed_pods() {
-        assert!(rendered(&parse(b"{}").unwrap().families).is_empty());
-        assert!(rendered(&parse(br#"{"pods": null}"#).unwrap().families).is_empty());
+        assert!(rendered(&parse(b"{}", None).unwrap().families).is_empty());
+        assert!(rendered(&parse(br#"{"pods": null}"#, None).unwrap().families).is_empty());
         let parsed = parse(
             br#"{"pods": [{"podRef": {"name": "p", "namespace": "n"}, "containers": null,
                  "network": {"interfaces": null, "name": "eth0", "rxBytes": 1}}]}"#,
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -493,9 +563,11 @@ mod tests {
                 r#"container_network_receive_bytes_total{container="",interface="eth0",namespace="n",pod="p"} 1"#
             ]
         );
-        let parsed =
-            parse(br#"{"pods": [{"podRef": {"name": "x"}, "cpu": {"usageCoreNanoSeconds": 1}}]}"#)
-                .unwrap();
+        let parsed = parse(
+            br#"{"pods": [{"podRef": {"name": "x"}, "cpu": {"usageCoreNanoSeconds": 1}}]}"#,
+            None,
+        )
+        .unwrap();
         assert_eq!(parsed.skipped_pods, 1);
         assert!(rendered(&parsed.families).is_empty());
     }
@@ -508,7 +580,7 @@ mod tests {
             br#"{"pods": {}}"#,
             b"",
         ] {
-            let err = parse(body).unwrap_err().to_string();
+            let err = parse(body, None).unwrap_err().to_string();
             assert!(err.contains("not a kubelet stats summary"), "{err}");
             assert!(err.contains("line 1 column"), "{err}");
         }
@@ -517,7 +589,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn arbitrary_bodies_never_panic(input in "(?s).{0,400}") {
-            let _ = parse(input.as_bytes());
+            let _ = parse(input.as_bytes(), None);
         }
     }
 }

@@ -8,47 +8,23 @@ pub mod config;
 pub mod objects;
 pub mod series;
 pub mod state;
-pub mod table;
+/// The table of one kind's objects, shared with the agent's pod watch.
+pub use lookout_agent::kube::table;
 pub mod watch;
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use parking_lot::Mutex;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::serve::App;
-use config::KubeConfig;
 use state::ClusterState;
 use watch::Shared;
 
 /// Series appended per call while writing the cluster state, so a large
 /// cluster's round never sits in memory whole.
 const WRITE_BATCH: usize = 5_000;
-
-/// A kube client from the config: the given kubeconfig, else in-cluster or
-/// `$KUBECONFIG`. Returns the client and the server it talks to.
-pub async fn client(cfg: &KubeConfig) -> anyhow::Result<(kube::Client, String)> {
-    // kube's TLS uses rustls; the process picks ring, like the rest of
-    // Lookout's TLS. A second call finds it installed, which is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = match &cfg.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("kube.kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("kube.kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer().await.context(
-            "no kube.kubeconfig given, and neither in-cluster credentials nor $KUBECONFIG work",
-        )?,
-    };
-    let server = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config).context("cannot build the Kubernetes client")?;
-    Ok((client, server))
-}
 
 /// Starts the watchers, the state writer and the probes.
 pub async fn start(
@@ -60,7 +36,8 @@ pub async fn start(
     if !cfg.enabled {
         return Ok(None);
     }
-    let (client, server) = client(&cfg).await?;
+    let (client, server) =
+        lookout_agent::kube::client(cfg.kubeconfig.as_deref(), "kube.kubeconfig").await?;
     tracing::info!(server = %server, "following the Kubernetes cluster");
     let state: Shared = Arc::new(Mutex::new(ClusterState::default()));
     watch::start_all(&client, &state, cancel, tasks);
