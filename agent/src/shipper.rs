@@ -509,12 +509,13 @@ pub fn stat_families(prefix: &str, endpoints: &[Arc<Endpoint>], now_ms: i64) -> 
 }
 
 /// Full-jitter exponential backoff, so that many agents returning after an
-/// outage spread out instead of arriving together (pushes, and the pod
-/// watch's lists). A small xorshift generator is enough for spreading.
-pub(crate) struct Jitter(u64);
+/// outage spread out instead of arriving together (pushes, the pod watch's
+/// lists, the collector's watches). A small xorshift generator is enough
+/// for spreading.
+pub struct Jitter(u64);
 
 impl Jitter {
-    pub(crate) fn seeded() -> Jitter {
+    pub fn seeded() -> Jitter {
         let t = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -533,7 +534,7 @@ impl Jitter {
 
     /// A delay between half and all of `BACKOFF_MIN * 2^(failures-1)`,
     /// capped at `BACKOFF_MAX`.
-    pub(crate) fn backoff(&mut self, failures: u32) -> Duration {
+    pub fn backoff(&mut self, failures: u32) -> Duration {
         let exp = BACKOFF_MIN
             .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
             .min(BACKOFF_MAX);

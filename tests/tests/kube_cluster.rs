@@ -466,10 +466,31 @@ fn workload_and_control_plane_faults_each_give_their_alert() {
 }
 
 #[test]
-fn the_collector_relists_after_the_simulator_restarts() {
+fn the_collector_lists_again_after_an_outage_and_a_simulator_restart() {
     let port_base = 20000 + (std::process::id() % 20000) as u16;
     let mut c = Cluster::start(sim_config(4, 103, Some(port_base)), 5.0);
     assert_eq!(c.scalar("count(kube_pod_info)"), Some(12.0));
+    // A short outage of the balancer the collector watches through: the
+    // watches go down, and once it is back they list again and are up,
+    // whether or not anything changed meanwhile.
+    c.rt.block_on(c.sim().break_balancer())
+        .expect("break balancer");
+    let down = wait_for(DUE, || {
+        (c.scalar("min(lookout_kube_watch_up)")? == 0.0).then_some(())
+    });
+    assert!(down.is_some(), "the watches go down\n{}", c.log());
+    c.rt.block_on(c.sim().repair_balancer())
+        .expect("repair balancer");
+    let up_again = wait_for(DUE, || {
+        (c.scalar("min(lookout_kube_watch_up)")? == 1.0).then_some(())
+    });
+    assert!(
+        up_again.is_some(),
+        "every watch is current again after the outage\n{}",
+        c.log()
+    );
+    assert_eq!(c.scalar("count(kube_pod_info)"), Some(12.0));
+
     let restarts_before = c
         .scalar("sum(lookout_kube_watch_restarts_total)")
         .unwrap_or(0.0);

@@ -1,6 +1,11 @@
 //! One kube-rs watcher per kind. Each event is converted to its compact
-//! form at once and applied to the shared [`ClusterState`]; the watcher
-//! re-lists by itself after 410 Gone or a broken connection.
+//! form at once and applied to the shared [`ClusterState`].
+//!
+//! A failed watch is dropped and, after a jittered backoff, started again
+//! with a full list, as client-go's reflector does. kube's own retry would
+//! resume from the last resourceVersion without any event to say it is
+//! current again, so `lookout_kube_watch_up` could not come back to 1; a
+//! list ends with `InitDone`, which does say so.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -10,8 +15,9 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
+use lookout_agent::shipper::Jitter;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use tokio::task::JoinSet;
@@ -162,46 +168,52 @@ fn follow<K, T>(
     let state = state.clone();
     let cancel = cancel.clone();
     tasks.spawn(async move {
-        let stream = watcher(api, watcher::Config::default()).default_backoff();
-        let mut stream = std::pin::pin!(stream);
-        let mut failing = false;
+        let mut jitter = Jitter::seeded();
+        let mut failures = 0u32;
         loop {
-            let next = tokio::select! {
+            let stream = watcher(api.clone(), watcher::Config::default());
+            let mut stream = std::pin::pin!(stream);
+            let error = loop {
+                let next = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    next = stream.next() => next,
+                };
+                let event = match next {
+                    Some(Ok(e)) => e,
+                    Some(Err(e)) => break e.to_string(),
+                    None => break "the watch stream ended".to_string(),
+                };
+                let mut st = state.lock();
+                st.watch_event(resource);
+                match event {
+                    watcher::Event::Init => apply(&mut st, Ev::Begin),
+                    watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
+                        if let Some((k, v)) = convert(&obj) {
+                            apply(&mut st, Ev::Apply(k, v));
+                        }
+                    }
+                    watcher::Event::Delete(obj) => apply(&mut st, Ev::Delete(key(obj.meta()))),
+                    watcher::Event::InitDone => {
+                        apply(&mut st, Ev::Done);
+                        st.watch_state(resource, true);
+                        if failures > 0 {
+                            tracing::info!(resource, "watch re-established");
+                        }
+                        failures = 0;
+                    }
+                }
+            };
+            if failures == 0 {
+                tracing::warn!(
+                    resource,
+                    "watch failed, listing again with backoff: {error}"
+                );
+            }
+            failures += 1;
+            state.lock().watch_state(resource, false);
+            tokio::select! {
                 _ = cancel.cancelled() => return,
-                next = stream.next() => next,
-            };
-            let Some(next) = next else {
-                return;
-            };
-            let event = match next {
-                Ok(e) => e,
-                Err(e) => {
-                    if !failing {
-                        tracing::warn!(resource, "watch failed, retrying with backoff: {e}");
-                    }
-                    failing = true;
-                    state.lock().watch_state(resource, false);
-                    continue;
-                }
-            };
-            let mut st = state.lock();
-            st.watch_event(resource);
-            match event {
-                watcher::Event::Init => apply(&mut st, Ev::Begin),
-                watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
-                    if let Some((k, v)) = convert(&obj) {
-                        apply(&mut st, Ev::Apply(k, v));
-                    }
-                }
-                watcher::Event::Delete(obj) => apply(&mut st, Ev::Delete(key(obj.meta()))),
-                watcher::Event::InitDone => {
-                    apply(&mut st, Ev::Done);
-                    st.watch_state(resource, true);
-                    if failing {
-                        tracing::info!(resource, "watch re-established");
-                    }
-                    failing = false;
-                }
+                _ = tokio::time::sleep(jitter.backoff(failures)) => {}
             }
         }
     });
