@@ -30,6 +30,17 @@ fn scalar(c: &Collector, expr: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The store's own count, not a query over every series (which would load
+/// them all and measure the query, not the following).
+fn head_series(c: &Collector) -> f64 {
+    c.get("/metrics")
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("lookout_tsdb_head_series "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
 fn main() -> anyhow::Result<()> {
     let nodes: usize = env_or("LOOKOUT_BENCH_NODES", 1000);
     let pods: usize = env_or("LOOKOUT_BENCH_PODS", 30);
@@ -84,15 +95,7 @@ fn main() -> anyhow::Result<()> {
     let sync_s = t0.elapsed().as_secs_f64();
     let cpu_sync = process_cpu_seconds(pid) - cpu0;
     let hwm_sync = process_status_kib(pid, "VmHWM:") / 1024.0;
-    // The store's own count, not a query over every series (which would
-    // load them all and measure the query, not the following).
-    let series = c
-        .get("/metrics")
-        .body
-        .lines()
-        .find_map(|l| l.strip_prefix("lookout_tsdb_head_series "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let series = head_series(&c);
     println!(
         "  initial list and first write: {sync_s:.1} s, collector CPU {cpu_sync:.1} s, peak RSS so far {hwm_sync:.0} MiB, {series} series in the store"
     );
@@ -102,15 +105,37 @@ fn main() -> anyhow::Result<()> {
     let sim_cpu1 = process_cpu_seconds(std::process::id());
     let t1 = Instant::now();
     let mut max_rss: f64 = 0.0;
+    let mut timeline = Vec::new();
     while t1.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_secs(1));
-        max_rss = max_rss.max(process_status_kib(pid, "VmRSS:") / 1024.0);
+        let rss = process_status_kib(pid, "VmRSS:") / 1024.0;
+        max_rss = max_rss.max(rss);
+        let t = t1.elapsed().as_secs();
+        if t % 20 == 0 && timeline.last().is_none_or(|&(last, _, _)| last != t) {
+            timeline.push((t, rss, head_series(&c)));
+        }
     }
+    let points: Vec<String> = timeline
+        .iter()
+        .map(|(t, rss, series)| format!("{t}s {rss:.0} MiB/{series:.0}"))
+        .collect();
+    println!(
+        "  RSS and head series while following: {}",
+        points.join(", ")
+    );
     let elapsed = t1.elapsed().as_secs_f64();
     let cpu = process_cpu_seconds(pid) - cpu1;
     let sim_cpu = process_cpu_seconds(std::process::id()) - sim_cpu1;
     let events = scalar(&c, "sum(lookout_kube_watch_events_total)").unwrap_or(0.0) - events0;
     let hwm = process_status_kib(pid, "VmHWM:") / 1024.0;
+    println!(
+        "  at the end: RSS {:.0} MiB ({:.0} MiB anonymous), watch restarts {}, watches up {} of {}",
+        process_status_kib(pid, "VmRSS:") / 1024.0,
+        process_status_kib(pid, "RssAnon:") / 1024.0,
+        scalar(&c, "sum(lookout_kube_watch_restarts_total)").unwrap_or(f64::NAN),
+        scalar(&c, "sum(lookout_kube_watch_up)").unwrap_or(f64::NAN),
+        scalar(&c, "count(lookout_kube_watch_up)").unwrap_or(f64::NAN),
+    );
     println!(
         "  following for {elapsed:.0} s: {:.0} watch events/s, collector CPU {:.1} % of a core, RSS max {max_rss:.0} MiB; simulator and bench CPU {:.1} % of a core",
         events / elapsed,
