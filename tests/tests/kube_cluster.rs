@@ -3,8 +3,9 @@
 //! and the example config's inhibit rules turn each fault into its one
 //! alert at a webhook, and nothing else.
 //!
-//! The simulator (`lookout-kubesim`) runs in this process; the collector
-//! and the webhook receiver are real processes and sockets. Time is
+//! The simulator (`lookout-kubesim`) runs in this process; the collector,
+//! the webhook receiver and, where a node's own view matters, lookout-agents
+//! pushing for their nodes are real processes and sockets. Time is
 //! compressed: leases renew every second, a heartbeat is lost after 3 s,
 //! rule groups evaluate every second, and every `for` of the shipped packs
 //! is divided by 5 (the workload pack's by 20 where a test needs its
@@ -16,17 +17,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use lookout_kubesim::{Component, SimConfig, SimHandle, Simulator};
-use lookout_tests::{Collector, WebhookReceiver, wait_for};
+use lookout_tests::{Agent, Collector, WebhookReceiver, wait_for};
 
 /// Deadline for something that is due.
 const DUE: Duration = Duration::from_secs(90);
 
 struct Cluster {
     rt: tokio::runtime::Runtime,
+    kubeconfig: PathBuf,
     sim: Option<SimHandle>,
     collector: Collector,
     hook: WebhookReceiver,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn sim_config(nodes: usize, ip_block: u8, port_base: Option<u16>) -> SimConfig {
@@ -169,7 +171,8 @@ impl Cluster {
         let a = sim.addresses().clone();
         let hook = WebhookReceiver::start();
         let config = format!(
-            "kube:\n  enabled: true\n  kubeconfig: {kubeconfig}\n  interval: 1s\n  \
+            "ingest:\n  agent_silence: 3s\n\
+             kube:\n  enabled: true\n  kubeconfig: {kubeconfig}\n  interval: 1s\n  \
              node_heartbeat_grace: 3s\n  probes:\n    interval: 1s\n    timeout: 800ms\n    \
              scheduler: [{sched}]\n    controller_manager: [{cm}]\n    etcd: [{etcd}]\n    \
              kubelet_health_port: {kubelet}\n    kube_proxy_health_port: {proxy}\n    \
@@ -199,13 +202,63 @@ impl Cluster {
         let collector = Collector::start_with_files(&config, &files);
         let c = Cluster {
             rt,
+            kubeconfig,
             sim: Some(sim),
             collector,
             hook,
-            _dir: dir,
+            dir,
         };
         c.wait_synced();
         c
+    }
+
+    /// A lookout-agent as it runs on `node`: host metrics, the node's
+    /// kubelet and kube-proxy health, the kubelet summary, and the watch of
+    /// the node's pods, pushed to the collector every second.
+    fn start_agent(&self, node: &str) -> Agent {
+        let a = self.sim().addresses();
+        let ip = a
+            .nodes
+            .iter()
+            .find(|n| n.name == node)
+            .unwrap_or_else(|| panic!("{node} is simulated"))
+            .ip;
+        let outbox = self.dir.path().join(format!("outbox-{node}"));
+        Agent::start(&format!(
+            "node_name: {node}\n\
+             kubernetes:\n  enabled: true\n  kubeconfig: {kubeconfig}\n\
+             samplers:\n  containers: {{enabled: false}}\n  docker: {{enabled: false}}\n  \
+             kubelet:\n    url: http://{ip}:{kubelet}/healthz\n  \
+             kube_proxy:\n    url: http://{ip}:{proxy}/healthz\n  \
+             kubelet_summary:\n    enabled: true\n    url: http://{ip}:{summary}/stats/summary\n\
+             push:\n  interval: 1s\n  outbox_dir: {outbox}\n  endpoints:\n    \
+             - name: collector\n      url: http://{collector}/api/v1/write\n",
+            kubeconfig = self.kubeconfig.display(),
+            kubelet = a.kubelet_healthz_port,
+            proxy = a.kube_proxy_port,
+            summary = a.kubelet_port,
+            outbox = outbox.display(),
+            collector = self.collector.addr,
+        ))
+    }
+
+    /// Waits until the collector hears from the agent of `node` and has
+    /// its view of the node's pods.
+    fn wait_agent_pushing(&self, node: &str) {
+        let seen = wait_for(DUE, || {
+            let up = self.scalar(&format!("up{{job=\"lookout-agent\",instance=\"{node}\"}}"))?;
+            let pods = self.scalar(&format!("lookout_agent_kube_pods{{instance=\"{node}\"}}"))?;
+            let listed = self.scalar(&format!("count(kube_pod_info{{node=\"{node}\"}})"))?;
+            let host = self.scalar(&format!(
+                "count(node_cpu_seconds_total{{job=\"node-exporter\",instance=\"{node}\"}})"
+            ))?;
+            (up == 1.0 && pods == listed && host > 0.0).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "the agent of {node} pushes host metrics and knows the node's pods\n{}",
+            self.log()
+        );
     }
 
     fn sim(&self) -> &SimHandle {
@@ -333,6 +386,11 @@ fn a_dead_node_gives_one_alert_and_a_broken_balancer_one_incident() {
     // eviction timeout before Kubernetes reschedules them; that is not
     // worth a page unless it lasts.
     let c = Cluster::start(sim_config(6, 101, None), 5.0);
+    // Two nodes run an agent, pushing to the collector.
+    let _agent_1 = c.start_agent("node-0001");
+    let agent_4 = c.start_agent("node-0004");
+    c.wait_agent_pushing("node-0001");
+    c.wait_agent_pushing("node-0004");
     assert_eq!(
         c.scalar("lookout_cluster_incident"),
         Some(0.0),
@@ -340,10 +398,13 @@ fn a_dead_node_gives_one_alert_and_a_broken_balancer_one_incident() {
     );
     c.assert_exactly(Duration::from_secs(3), &[], "a healthy cluster");
 
-    // A node dies: its heartbeat, kubelet and kube-proxy go together. One
-    // alert names it; its KubeletDown and KubeProxyDown are inhibited.
+    // A node dies, and its agent with it: its heartbeat, kubelet,
+    // kube-proxy and host metrics go together. One alert names it; its
+    // KubeletDown, KubeProxyDown, NodeDown and LookoutAgentDown are
+    // inhibited.
     c.rt.block_on(c.sim().kill_node("node-0004"))
         .expect("kill node");
+    drop(agent_4);
     c.wait_firing("KubernetesNodeDown", "node-0004");
     // Past KubeletDown's (compressed) 24 s, so it would have fired.
     c.assert_exactly(
@@ -355,6 +416,30 @@ fn a_dead_node_gives_one_alert_and_a_broken_balancer_one_incident() {
         c.scalar("up{job=\"kubelet\",node=\"node-0004\"}"),
         Some(0.0),
         "the dead node's kubelet is probed down\n{}",
+        c.log()
+    );
+    for held_back in ["NodeDown", "LookoutAgentDown"] {
+        assert_eq!(
+            c.scalar(&format!(
+                "ALERTS{{alertname=\"{held_back}\",alertstate=\"firing\",node=\"node-0004\"}}"
+            )),
+            Some(1.0),
+            "{held_back} fires for the dead node's agent and is held back, not missing\n{}",
+            c.log()
+        );
+    }
+    // The node comes back, its agent first (as it starts with the host).
+    let _agent_4 = c.start_agent("node-0004");
+    c.wait_agent_pushing("node-0004");
+    let agent_alerts_over = wait_for(DUE, || {
+        c.collector
+            .query("ALERTS{alertname=~\"NodeDown|LookoutAgentDown\",node=\"node-0004\"}")
+            .is_empty()
+            .then_some(())
+    });
+    assert!(
+        agent_alerts_over.is_some(),
+        "the agent's alerts end before the node's\n{}",
         c.log()
     );
     c.rt.block_on(c.sim().revive_node("node-0004"))
