@@ -111,7 +111,7 @@ fn main() -> anyhow::Result<()> {
         let rss = process_status_kib(pid, "VmRSS:") / 1024.0;
         max_rss = max_rss.max(rss);
         let t = t1.elapsed().as_secs();
-        if t % 20 == 0 && timeline.last().is_none_or(|&(last, _, _)| last != t) {
+        if t.is_multiple_of(20) && timeline.last().is_none_or(|&(last, _, _)| last != t) {
             timeline.push((t, rss, head_series(&c)));
         }
     }
