@@ -361,6 +361,15 @@ impl Cluster {
         );
     }
 
+    /// A Deployment among those `expr` selects: (namespace, name, replicas).
+    fn deployment(&self, expr: &str) -> (String, String, usize) {
+        let name = self.label_of(expr, "deployment");
+        let spec = format!("kube_deployment_spec_replicas{{deployment=\"{name}\"}}");
+        let namespace = self.label_of(&spec, "namespace");
+        let replicas = self.scalar(&spec).expect("replicas") as usize;
+        (namespace, name, replicas)
+    }
+
     fn label_of(&self, expr: &str, label: &str) -> String {
         let r = self.collector.query(expr);
         r.first()
@@ -500,16 +509,7 @@ fn workload_and_control_plane_faults_each_give_their_alert() {
     c.with_sim(|s| s.crashloop(&ds_ns, &ds_pod))
         .expect("crashloop");
     // A deployment asks for more replicas than it gets.
-    let dep = c.label_of("kube_deployment_spec_replicas", "deployment");
-    let dep_ns = c.label_of(
-        &format!("kube_deployment_spec_replicas{{deployment=\"{dep}\"}}"),
-        "namespace",
-    );
-    let replicas = c
-        .scalar(&format!(
-            "kube_deployment_spec_replicas{{deployment=\"{dep}\"}}"
-        ))
-        .expect("replicas") as usize;
+    let (dep_ns, dep, replicas) = c.deployment("kube_deployment_spec_replicas");
     c.with_sim(|s| s.scale(&dep_ns, &dep, replicas + 2, true))
         .expect("scale");
     // One apiserver instance stops; the others (and the balancer) go on.
@@ -646,16 +646,7 @@ fn a_router_holding_stale_routes_is_reported() {
     // A routed Deployment that keeps a pod after losing one.
     let candidates = "kube_deployment_spec_replicas >= 2 and on (namespace, deployment) \
                       label_replace(lookout_service_routed == 1, \"deployment\", \"$1\", \"service\", \"(.*)\")";
-    let dep = c.label_of(candidates, "deployment");
-    let ns = c.label_of(
-        &format!("kube_deployment_spec_replicas{{deployment=\"{dep}\"}}"),
-        "namespace",
-    );
-    let replicas = c
-        .scalar(&format!(
-            "kube_deployment_spec_replicas{{deployment=\"{dep}\"}}"
-        ))
-        .expect("replicas") as usize;
+    let (ns, dep, replicas) = c.deployment(candidates);
     let route = lookout_kubesim::route_name(&ns, &dep);
 
     // The router stops following the cluster, then one pod goes away.

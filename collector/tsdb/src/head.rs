@@ -109,17 +109,6 @@ impl SeriesData {
         older.closed = closed.into_boxed_slice();
     }
 
-    /// Gives the box back once it holds nothing.
-    fn tidy(&mut self) {
-        if self
-            .older
-            .as_deref()
-            .is_some_and(|o| o.closed.is_empty() && o.ooo.is_empty())
-        {
-            self.older = None;
-        }
-    }
-
     fn is_empty(&self) -> bool {
         self.open.is_empty() && self.closed().is_empty() && self.ooo().is_empty()
     }
@@ -619,12 +608,13 @@ fn drain_series(d: &mut SeriesData, boundary: i64) -> Vec<ClosedChunk> {
         merge_sorted(&in_order, &extra, &mut merged);
         out = chunk::encode_all(&merged);
     }
-    ooo.shrink_to_fit();
-    d.older = Some(Box::new(Older {
-        closed: closed.into_boxed_slice(),
-        ooo,
-    }));
-    d.tidy();
+    if !(closed.is_empty() && ooo.is_empty()) {
+        ooo.shrink_to_fit();
+        d.older = Some(Box::new(Older {
+            closed: closed.into_boxed_slice(),
+            ooo,
+        }));
+    }
     out
 }
 

@@ -323,6 +323,20 @@ struct Inner {
     kinds: Vec<KindState>,
 }
 
+impl Inner {
+    /// The stored object at `key`, or NotFound as the apiserver says it.
+    fn current(&self, kind: Kind, key: &Key) -> Result<Arc<Object>, StoreError> {
+        self.kinds[kind.index()]
+            .objects
+            .get(key)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound {
+                plural: kind.info().plural,
+                name: key.name.to_string(),
+            })
+    }
+}
+
 /// Options of one list request.
 #[derive(Debug, Default)]
 pub struct ListOptions<'a> {
@@ -522,14 +536,7 @@ impl Store {
         let resource = kind.info();
         let mut inner = self.write();
         let key = Key::new(namespace, name);
-        let current = inner.kinds[kind.index()]
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| StoreError::NotFound {
-                plural: resource.plural,
-                name: name.to_owned(),
-            })?;
+        let current = inner.current(kind, &key)?;
         let mut value = current.to_value();
         let spec_before = resource.has_generation.then(|| value.get("spec").cloned());
         if !change(&mut value) {
@@ -584,14 +591,7 @@ impl Store {
         let resource = kind.info();
         let mut inner = self.write();
         let key = Key::new(namespace, name);
-        let current = inner.kinds[kind.index()]
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| StoreError::NotFound {
-                plural: resource.plural,
-                name: name.to_owned(),
-            })?;
+        let current = inner.current(kind, &key)?;
         let rv = inner.rv + 1;
         let tombstone = Arc::new(restamp(resource, &current, rv)?);
         inner.rv = rv;

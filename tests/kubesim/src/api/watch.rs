@@ -234,24 +234,16 @@ async fn run(
                 let Some(event) = accept(received) else { return };
                 render_live(&request, &event, after, &mut sent_rv, &mut out);
                 // Batch whatever else is already queued into the same chunk.
-                for _ in 0..MAX_BATCH {
-                    match live.try_recv() {
-                        Ok(event) => render_live(&request, &event, after, &mut sent_rv, &mut out),
-                        Err(broadcast::error::TryRecvError::Empty) => break,
-                        Err(_) => return,
-                    }
+                if !drain_queued(&mut live, MAX_BATCH, &request, after, &mut sent_rv, &mut out) {
+                    return;
                 }
             }
             _ = bookmark.tick(), if request.bookmarks => {
                 // Read the version first: every event at or below it is
                 // already queued, so draining the queue makes the bookmark true.
                 let rv = core.store.resource_version();
-                loop {
-                    match live.try_recv() {
-                        Ok(event) => render_live(&request, &event, after, &mut sent_rv, &mut out),
-                        Err(broadcast::error::TryRecvError::Empty) => break,
-                        Err(_) => return,
-                    }
+                if !drain_queued(&mut live, usize::MAX, &request, after, &mut sent_rv, &mut out) {
+                    return;
                 }
                 sent_rv = sent_rv.max(rv);
                 push_bookmark(&mut out, request.kind, sent_rv, false);
@@ -279,6 +271,26 @@ fn accept(received: Result<Arc<Event>, broadcast::error::RecvError>) -> Option<A
         }
         Err(broadcast::error::RecvError::Closed) => None,
     }
+}
+
+/// Renders up to `limit` events already queued. False when the watch must
+/// end: the channel closed, or the watcher fell behind.
+fn drain_queued(
+    live: &mut broadcast::Receiver<Arc<Event>>,
+    limit: usize,
+    request: &WatchRequest,
+    after: u64,
+    sent_rv: &mut u64,
+    out: &mut Vec<u8>,
+) -> bool {
+    for _ in 0..limit {
+        match live.try_recv() {
+            Ok(event) => render_live(request, &event, after, sent_rv, out),
+            Err(broadcast::error::TryRecvError::Empty) => return true,
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 fn render_live(
